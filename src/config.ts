@@ -1,0 +1,198 @@
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { z } from 'zod';
+import { parseRetrySchedule, type RetrySchedule } from './outbound/retry-schedule.js';
+import { parseDuration, parseSize } from './units.js';
+
+/** Every setting of the service, read from the environment once at start-up. */
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  dbFile: string;
+  dbSynchronous: 'normal' | 'full';
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+  adminToken: string;
+  adminTokenGenerated: boolean;
+  stripe: { secret: string; toleranceSeconds: number } | null;
+  /** Standard Webhooks sources: lower-case source name → one or more whsec_ secrets. */
+  sources: Map<string, string[]>;
+  idempotencyTtlMs: number;
+  bodyLimitBytes: number;
+  rateLimit: { max: number; windowMs: number };
+  worker: {
+    concurrency: number;
+    leaseMs: number;
+    pollMs: number;
+    maxAttempts: number;
+    backoffBaseMs: number;
+    backoffFactor: number;
+    backoffMaxMs: number;
+  };
+  shutdownTimeoutMs: number;
+  /** An ES module exporting register(registry), loaded at start-up to add event handlers. */
+  handlersModule: string | null;
+  eventTypeAllowlist: string[];
+  telemetry: {
+    serviceName: string;
+    environment: string;
+    lokiUrl: string | null;
+    otlpEndpoint: string | null;
+  };
+  delivery: {
+    timeoutMs: number;
+    retrySchedule: RetrySchedule;
+    allowPrivateDestinations: boolean;
+    errorWebhookUrl: string | null;
+  };
+  email: { smtpUrl: string | null; from: string; to: string[] };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, reason: string) {
+    super(`${variable}: ${reason}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const DEFAULT_EVENT_TYPES = [
+  'charge.succeeded', 'charge.failed', 'charge.refunded', 'charge.dispute.created',
+  'checkout.session.completed', 'customer.created', 'customer.updated', 'customer.deleted',
+  'customer.subscription.created', 'customer.subscription.updated', 'customer.subscription.deleted',
+  'invoice.paid', 'invoice.payment_failed', 'invoice.payment_succeeded',
+  'payment_intent.succeeded', 'payment_intent.payment_failed', 'payment_intent.created',
+  'order.created', 'order.updated', 'user.created', 'user.updated', 'user.deleted', 'test.ping',
+];
+
+/** Reads one variable through a zod schema; a failure names the variable and the reason. */
+function read<T>(env: Env, name: string, schema: z.ZodType<T>, fallback: string | undefined): T {
+  const raw = env[name] === undefined || env[name] === '' ? fallback : env[name];
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new ConfigError(name, `${issue?.message ?? 'invalid value'} (got ${raw === undefined ? 'nothing' : JSON.stringify(raw)})`);
+  }
+  return result.data;
+}
+
+const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const duration = (minMs: number, maxMs: number) =>
+  z.string().transform((text, ctx) => {
+    try {
+      const ms = parseDuration(text);
+      if (ms < minMs || ms > maxMs) ctx.addIssue({ code: 'custom', message: `must be between ${minMs} ms and ${maxMs} ms` });
+      return ms;
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      return z.NEVER;
+    }
+  });
+const size = z.string().transform((text, ctx) => {
+  try {
+    const bytes = parseSize(text);
+    if (bytes < 1) ctx.addIssue({ code: 'custom', message: 'must be at least 1 byte' });
+    return bytes;
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+const boolean = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
+const httpUrl = z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' });
+const optionalUrl = (env: Env, name: string): string | null =>
+  env[name] ? read(env, name, httpUrl, undefined) : null;
+const whsecSecret = z.string().regex(/^whsec_[A-Za-z0-9+/=]{16,}$/, 'must be a whsec_ secret (whsec_ followed by base64)');
+const sourceName = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+function readSources(env: Env): Map<string, string[]> {
+  const sources = new Map<string, string[]>();
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('WEBHOOK_SECRET_') || !value) continue;
+    const source = name.slice('WEBHOOK_SECRET_'.length).toLowerCase().replaceAll('_', '-');
+    if (!sourceName.test(source)) throw new ConfigError(name, 'the source name must be letters, digits, _ or -');
+    if (source === 'stripe') throw new ConfigError(name, 'the stripe source is configured with STRIPE_WEBHOOK_SECRET');
+    // Several secrets separated by spaces or commas: the old and the new during a key rotation.
+    const secrets = value.split(/[\s,]+/).filter(Boolean).map((secret) => read({ [name]: secret }, name, whsecSecret, undefined));
+    sources.set(source, secrets);
+  }
+  return sources;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const dataDir = path.resolve(read(env, 'DATA_DIR', z.string().min(1), './data'));
+  const explicitToken = env.ADMIN_TOKEN;
+  if (explicitToken !== undefined && explicitToken !== '' && explicitToken.length < 16) {
+    throw new ConfigError('ADMIN_TOKEN', 'must be at least 16 characters');
+  }
+  const stripeSecret = env.STRIPE_WEBHOOK_SECRET;
+  return {
+    port: read(env, 'PORT', integer(0, 65535), '3000'),
+    host: read(env, 'HOST', z.string().min(1), '0.0.0.0'),
+    dataDir,
+    dbFile: path.join(dataDir, 'hookwatch.db'),
+    dbSynchronous: read(env, 'DB_SYNCHRONOUS', z.enum(['normal', 'full']), 'normal'),
+    logLevel: read(env, 'LOG_LEVEL', z.enum(['error', 'warn', 'info', 'debug']), 'info'),
+    adminToken: explicitToken || randomBytes(24).toString('base64url'),
+    adminTokenGenerated: !explicitToken,
+    stripe: stripeSecret
+      ? {
+          secret: read(env, 'STRIPE_WEBHOOK_SECRET', z.string().regex(/^whsec_\S+$/, 'must start with whsec_'), undefined),
+          toleranceSeconds: read(env, 'STRIPE_TOLERANCE_SECONDS', integer(1, 86_400), '300'),
+        }
+      : null,
+    sources: readSources(env),
+    idempotencyTtlMs: read(env, 'IDEMPOTENCY_TTL', duration(1000, 30 * 86_400_000), '24h'),
+    bodyLimitBytes: read(env, 'BODY_LIMIT', size, '1mb'),
+    rateLimit: {
+      max: read(env, 'RATE_LIMIT_MAX', integer(1, 10_000_000), '6000'),
+      windowMs: read(env, 'RATE_LIMIT_WINDOW', duration(1000, 86_400_000), '60s'),
+    },
+    worker: {
+      concurrency: read(env, 'WORKER_CONCURRENCY', integer(1, 256), '4'),
+      leaseMs: read(env, 'JOB_LEASE', duration(1000, 86_400_000), '30s'),
+      pollMs: read(env, 'JOB_POLL_INTERVAL', duration(10, 60_000), '250ms'),
+      maxAttempts: read(env, 'JOB_MAX_ATTEMPTS', integer(1, 100), '8'),
+      backoffBaseMs: read(env, 'JOB_BACKOFF_BASE', duration(1, 86_400_000), '1s'),
+      backoffFactor: read(env, 'JOB_BACKOFF_FACTOR', z.coerce.number().min(1).max(10), '2'),
+      backoffMaxMs: read(env, 'JOB_BACKOFF_MAX', duration(1, 7 * 86_400_000), '1h'),
+    },
+    shutdownTimeoutMs: read(env, 'SHUTDOWN_TIMEOUT', duration(0, 600_000), '10s'),
+    handlersModule: env.HANDLERS_MODULE ? path.resolve(env.HANDLERS_MODULE) : null,
+    eventTypeAllowlist: env.EVENT_TYPE_ALLOWLIST
+      ? env.EVENT_TYPE_ALLOWLIST.split(',').map((t) => t.trim()).filter(Boolean)
+      : DEFAULT_EVENT_TYPES,
+    telemetry: {
+      serviceName: read(env, 'OTEL_SERVICE_NAME', z.string().min(1), 'hookwatch'),
+      environment: read(env, 'DEPLOYMENT_ENVIRONMENT', z.string().min(1), 'development'),
+      lokiUrl: optionalUrl(env, 'LOKI_URL'),
+      otlpEndpoint: optionalUrl(env, 'OTEL_EXPORTER_OTLP_ENDPOINT'),
+    },
+    delivery: {
+      timeoutMs: read(env, 'DELIVERY_TIMEOUT', duration(100, 300_000), '30s'),
+      retrySchedule: read(
+        env,
+        'RETRY_SCHEDULE',
+        z.string().transform((text, ctx) => {
+          try {
+            return parseRetrySchedule(text);
+          } catch (error) {
+            ctx.addIssue({ code: 'custom', message: (error as Error).message });
+            return z.NEVER;
+          }
+        }),
+        '2m,2m,2m',
+      ),
+      allowPrivateDestinations: read(env, 'ALLOW_PRIVATE_DESTINATIONS', boolean, 'false'),
+      errorWebhookUrl: optionalUrl(env, 'ERROR_WEBHOOK_URL'),
+    },
+    email: {
+      smtpUrl: env.SMTP_URL ? read(env, 'SMTP_URL', z.url({ protocol: /^smtps?$/, message: 'must be an smtp:// or smtps:// URL' }), undefined) : null,
+      from: read(env, 'ALERT_EMAIL_FROM', z.email('must be an email address'), 'hookwatch@localhost.localdomain'),
+      to: env.ALERT_EMAIL_TO
+        ? env.ALERT_EMAIL_TO.split(',').map((address) => read({ ALERT_EMAIL_TO: address.trim() }, 'ALERT_EMAIL_TO', z.email('must be a comma-separated list of email addresses'), undefined))
+        : [],
+    },
+  };
+}

@@ -1,0 +1,89 @@
+import type { Clock } from '../clock.js';
+import { backoffDelay, type BackoffPolicy } from '../jobs/backoff.js';
+import type { Job } from '../jobs/queue.js';
+import type { JobResult } from '../jobs/worker.js';
+import type { Store } from '../store/store.js';
+import { runWithContext } from '../telemetry/context.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { contextFrom, inSpan } from '../telemetry/trace-context.js';
+import { PermanentError, type HandlerRegistry, type InboundEvent } from './handlers.js';
+
+/**
+ * Runs one processing job: every handler matching the event's type (fan-out), skipping those
+ * that already succeeded on an earlier run. A temporary error is retried with backoff; a
+ * permanent one, or running out of attempts, dead-letters the job with its last error.
+ */
+export class EventProcessor {
+  constructor(
+    private readonly store: Store,
+    private readonly registry: HandlerRegistry,
+    private readonly metrics: Metrics,
+    private readonly logger: Logger,
+    private readonly clock: Clock,
+    private readonly backoff: BackoffPolicy,
+  ) {}
+
+  run = (job: Job): Promise<JobResult> => {
+    const stored = this.store.events.get(job.ref);
+    if (!stored) return Promise.resolve({ outcome: 'done' });
+    const context = { request_id: job.requestId ?? undefined, source: stored.source, event_id: stored.eventId, event_type: stored.type, job_id: job.id };
+    return runWithContext(context, () =>
+      inSpan('webhook.process', { 'webhook.source': stored.source, 'webhook.event_type': stored.type, 'job.attempt': job.attempts }, async () => {
+        const event: InboundEvent = {
+          id: stored.id, eventId: stored.eventId, source: stored.source, type: stored.type,
+          payload: stored.payload, requestId: stored.requestId, receivedAt: stored.receivedAt, attempt: job.attempts,
+        };
+        return this.process(job, event);
+      }, contextFrom(job.traceContext)));
+  };
+
+  private async process(job: Job, event: InboundEvent): Promise<JobResult> {
+    const started = process.hrtime.bigint();
+    this.store.events.setStatus(event.id, 'processing', job.attempts, null);
+    const done = this.store.events.succeededHandlers(event.id);
+    const handlers = this.registry.match(event.type).filter((h) => !done.has(h.name));
+    if (this.registry.match(event.type).length === 0) {
+      this.logger.info('no handler matched the event type; recorded as processed', { handlers: 0 });
+    }
+    const failures: { name: string; error: Error }[] = [];
+    await Promise.all(handlers.map(async (handler) => {
+      const at = this.clock.now();
+      const t0 = process.hrtime.bigint();
+      try {
+        await inSpan('webhook.handler', { 'webhook.handler': handler.name, 'webhook.event_type': event.type }, () => handler.handle(event));
+        this.store.events.recordHandlerRun(event.id, { attempt: job.attempts, handler: handler.name, outcome: 'success', error: null, durationMs: ms(t0), at });
+      } catch (error) {
+        const err = error instanceof Error ? error : new Error(String(error));
+        failures.push({ name: handler.name, error: err });
+        const outcome = err instanceof PermanentError ? 'permanent_error' : 'temporary_error';
+        this.store.events.recordHandlerRun(event.id, { attempt: job.attempts, handler: handler.name, outcome, error: err.message, durationMs: ms(t0), at });
+      }
+    }));
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+
+    if (failures.length === 0) {
+      this.store.events.setStatus(event.id, 'processed', job.attempts, null);
+      this.metrics.eventProcessed(event.type, 'success', seconds, (this.clock.now() - event.receivedAt) / 1000);
+      this.logger.info('event processed', { attempt: job.attempts, handlers: handlers.length, duration_ms: seconds * 1000 });
+      return { outcome: 'done' };
+    }
+
+    const summary = failures.map((f) => `${f.name}: ${f.error.message}`).join('; ');
+    this.metrics.processingFailed(event.source);
+    const permanent = failures.some((f) => f.error instanceof PermanentError);
+    if (permanent || job.attempts >= job.maxAttempts) {
+      this.store.events.setStatus(event.id, 'dead_letter', job.attempts, summary);
+      this.metrics.eventProcessed(event.type, 'dead_letter', seconds, null);
+      this.logger.error('event moved to the dead-letter queue', { attempt: job.attempts, reason: permanent ? 'permanent_error' : 'attempts_exhausted', error: summary });
+      return { outcome: 'dead', error: summary };
+    }
+    const delay = backoffDelay(this.backoff, job.attempts);
+    this.store.events.setStatus(event.id, 'retrying', job.attempts, summary);
+    this.metrics.eventProcessed(event.type, 'retry', seconds, null);
+    this.logger.warn('event processing failed; will retry', { attempt: job.attempts, retry_in_ms: delay, error: summary });
+    return { outcome: 'retry', runAt: this.clock.now() + delay, error: summary };
+  }
+}
+
+const ms = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e6;

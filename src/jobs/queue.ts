@@ -1,0 +1,69 @@
+import type { QueueName } from '../telemetry/metrics.js';
+
+export type JobStatus = 'pending' | 'running' | 'dead';
+
+export interface Job {
+  id: number;
+  queue: QueueName;
+  kind: string;
+  /** What the job works on: an event id, a delivery id. */
+  ref: string;
+  payload: Record<string, unknown> | null;
+  status: JobStatus;
+  /** Runs started so far, this one included once claimed. */
+  attempts: number;
+  maxAttempts: number;
+  runAt: number;
+  leaseOwner: string | null;
+  leaseExpiresAt: number | null;
+  lastError: string | null;
+  requestId: string | null;
+  /** W3C trace context carrier of the request that created the job, so the worker joins its trace. */
+  traceContext: Record<string, string> | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface NewJob {
+  queue: QueueName;
+  kind: string;
+  ref: string;
+  payload?: Record<string, unknown>;
+  maxAttempts: number;
+  runAt?: number;
+  requestId?: string | null;
+  traceContext?: Record<string, string> | null;
+}
+
+/** What enqueueing code needs: producers depend on this, not on the whole queue. */
+export interface JobScheduler {
+  /** Adds a job; call inside the same transaction as the rows it refers to. */
+  enqueue(job: NewJob): number;
+}
+
+/**
+ * The durable job queue. A job is claimed by one atomic statement that records who holds it
+ * and until when; complete, retry and dead-letter apply only while the claimant still holds it;
+ * an expired claim is taken back by the next claim.
+ */
+export interface JobQueue extends JobScheduler {
+  claim(queue: QueueName, owner: string, limit: number, leaseMs: number): Job[];
+  /** Extends a held lease; false when the claim was lost (the job must not be completed). */
+  extendLease(id: number, owner: string, leaseMs: number): boolean;
+  complete(id: number, owner: string): boolean;
+  retryLater(id: number, owner: string, runAt: number, error: string): boolean;
+  deadLetter(id: number, owner: string, error: string): boolean;
+  /** Puts a held job back without counting the attempt (shutdown). */
+  release(id: number, owner: string): boolean;
+  get(id: number): Job | null;
+  listDead(queue: QueueName | null, limit: number, afterId: number): Job[];
+  /** Moves a dead job back to pending with a fresh attempt budget. */
+  replay(id: number): boolean;
+  deleteDead(id: number): boolean;
+  pendingCount(queue: QueueName): number;
+  deadCount(): number;
+  /** Age in ms of the oldest job that is due and not running, 0 when none. */
+  oldestPendingAgeMs(queue: QueueName): number;
+  /** Lets pollers wake at once instead of at their next tick. */
+  onEnqueue(listener: (queue: QueueName) => void): void;
+}

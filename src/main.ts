@@ -1,0 +1,77 @@
+import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import type { HandlerRegistry } from './inbound/handlers.js';
+import { createService } from './service.js';
+
+interface HandlersModule {
+  register(registry: HandlerRegistry): void | Promise<void>;
+}
+
+async function loadHandlers(config: Config): Promise<((registry: HandlerRegistry) => Promise<void>) | undefined> {
+  if (!config.handlersModule) return undefined;
+  const loaded = (await import(pathToFileURL(config.handlersModule).href)) as Partial<HandlersModule>;
+  if (typeof loaded.register !== 'function') {
+    throw new ConfigError('HANDLERS_MODULE', `${config.handlersModule} does not export a register(registry) function`);
+  }
+  const register = loaded.register;
+  return async (registry) => { await register(registry); };
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`hookwatch: invalid configuration: ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const service = await createService(config, { registerHandlers: await loadHandlers(config) });
+  const { logger } = service;
+  service.start();
+
+  const server = service.app.listen(config.port, config.host);
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  const { port } = server.address() as AddressInfo;
+  const shown = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+  logger.info(`hookwatch listening on http://${shown}:${port}`, {
+    port,
+    host: config.host,
+    data_dir: config.dataDir,
+    sources: [...(config.stripe ? ['stripe'] : []), ...config.sources.keys()],
+  });
+  if (config.adminTokenGenerated) {
+    // Printed once, to the terminal only, so a first-time user can call the admin API.
+    process.stderr.write(`hookwatch: ADMIN_TOKEN is not set; this run's admin token is ${config.adminToken}\n`);
+  }
+
+  let shuttingDown = false;
+  const shutdown = async (signal: string) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    logger.info('shutting down', { signal, deadline_ms: config.shutdownTimeoutMs });
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const { unfinished } = await service.stop();
+    server.closeAllConnections();
+    await closed;
+    logger.info('stopped', { unfinished_jobs_released: unfinished });
+    logger.on('finish', () => process.exit(0));
+    logger.end();
+    setTimeout(() => process.exit(0), 2000).unref();
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  const message = error instanceof ConfigError ? `invalid configuration: ${error.message}` : (error as Error)?.stack ?? String(error);
+  process.stderr.write(`hookwatch: ${message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,145 @@
+import type { Express, Router } from 'express';
+import { eventsRouter, type EventDetailExtension } from './api/events.js';
+import { deadLettersRouter, type DeadLetterHooks } from './api/dead-letters.js';
+import { healthRouter, type HealthCheck } from './api/health.js';
+import { createApp } from './app.js';
+import { systemClock, type Clock } from './clock.js';
+import type { Config } from './config.js';
+import { AcceptService, PROCESS_EVENT_JOB } from './inbound/accept.js';
+import { HandlerRegistry } from './inbound/handlers.js';
+import { EventProcessor } from './inbound/processor.js';
+import { inboundRouter } from './inbound/routes.js';
+import { StandardWebhooksVerifier } from './inbound/verifiers/standard-webhooks.js';
+import { StripeVerifier } from './inbound/verifiers/stripe.js';
+import type { Verifier } from './inbound/verifiers/verifier.js';
+import { SqliteJobQueue } from './jobs/sqlite-queue.js';
+import { WorkerPool } from './jobs/worker.js';
+import { Store } from './store/store.js';
+import { createLogger, type Logger } from './telemetry/logger.js';
+import { Metrics } from './telemetry/metrics.js';
+
+export interface ServiceOptions {
+  clock?: Clock;
+  logger?: Logger;
+  /** Registers extra handlers (tests, embedding applications). */
+  registerHandlers?: (registry: HandlerRegistry) => void | Promise<void>;
+  /** Skip prom-client's process metrics (they are global and tests build many services). */
+  defaultMetrics?: boolean;
+}
+
+export interface Service {
+  app: Express;
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  store: Store;
+  jobs: SqliteJobQueue;
+  registry: HandlerRegistry;
+  /** Starts the workers and the periodic purge. */
+  start(): void;
+  /** Stops the workers (waiting up to the shutdown deadline) and closes the store. */
+  stop(): Promise<{ unfinished: number }>;
+  shuttingDown(): boolean;
+}
+
+/**
+ * The composition root: builds every part from the configuration, in dependency order
+ * (telemetry → store → jobs → inbound → api → app). Tests swap the clock or logger here.
+ */
+export async function createService(config: Config, options: ServiceOptions = {}): Promise<Service> {
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? createLogger({ level: config.logLevel, service: config.telemetry.serviceName, environment: config.telemetry.environment });
+  const metrics = new Metrics({ eventTypeAllowlist: config.eventTypeAllowlist, defaultMetrics: options.defaultMetrics });
+  const store = Store.open(config.dbFile, config.dbSynchronous, clock, (operation, seconds) => metrics.dbQueryTimed(operation, seconds), {
+    lookup: (cache, hit, seconds) => metrics.cacheLookup(cache, hit, seconds),
+    operation: (cache, operation, seconds) => metrics.cacheOperation(cache, operation, seconds),
+  });
+  const jobs = new SqliteJobQueue(store.db, clock, (operation, seconds) => metrics.dbQueryTimed(operation, seconds));
+
+  const verifiers = new Map<string, Verifier>();
+  if (config.stripe) verifiers.set('stripe', new StripeVerifier(config.stripe.secret, config.stripe.toleranceSeconds));
+  for (const [source, secrets] of config.sources) verifiers.set(source, new StandardWebhooksVerifier(secrets));
+  const ratePerSecond = config.rateLimit.max / (config.rateLimit.windowMs / 1000);
+  for (const source of verifiers.keys()) metrics.sourceConfigured(source, ratePerSecond);
+
+  const registry = new HandlerRegistry();
+  await options.registerHandlers?.(registry);
+
+  const accept = new AcceptService(store, jobs, metrics, logger, { idempotencyTtlMs: config.idempotencyTtlMs, maxAttempts: config.worker.maxAttempts });
+  const processor = new EventProcessor(store, registry, metrics, logger, clock, {
+    baseMs: config.worker.backoffBaseMs, factor: config.worker.backoffFactor, maxMs: config.worker.backoffMaxMs,
+  });
+  const eventWorkers = new WorkerPool(jobs, {
+    queue: 'events', concurrency: config.worker.concurrency, leaseMs: config.worker.leaseMs, pollMs: config.worker.pollMs, run: processor.run, logger,
+  });
+
+  metrics.setGaugeSources({
+    queueSizes: () => ({ events: jobs.pendingCount('events'), deliveries: jobs.pendingCount('deliveries') }),
+    deadLetterSize: () => jobs.deadCount(),
+    oldestPendingDeliveryAgeSeconds: () => jobs.oldestPendingAgeMs('deliveries') / 1000,
+    dbConnections: () => ({ open: store.isOpen ? 1 : 0 }),
+    dbUp: () => store.ping(),
+    cacheUp: () => true,
+  });
+
+  const deadLetterHooks = new Map<string, DeadLetterHooks>([[PROCESS_EVENT_JOB, {
+    describe: (job) => {
+      const event = store.events.get(job.ref);
+      return event ? { event: { id: event.id, source: event.source, event_id: event.eventId, type: event.type } } : {};
+    },
+    replayed: (job) => store.events.setStatus(job.ref, 'pending', 0, null),
+  }]]);
+  const eventExtensions: EventDetailExtension[] = [];
+
+  let stopping = false;
+  const checks: HealthCheck[] = [
+    { name: 'database', run: () => ({ ok: store.ping() }) },
+    {
+      name: 'queue',
+      run: () => ({
+        ok: true,
+        pending: jobs.pendingCount('events') + jobs.pendingCount('deliveries'),
+        oldest_pending_age_seconds: Math.round(Math.max(jobs.oldestPendingAgeMs('events'), jobs.oldestPendingAgeMs('deliveries')) / 1000),
+        dead_letter: jobs.deadCount(),
+      }),
+    },
+  ];
+  const adminRouters: Router[] = [eventsRouter(store, eventExtensions), deadLettersRouter(jobs, deadLetterHooks)];
+  const app = createApp({
+    logger,
+    metrics,
+    adminToken: config.adminToken,
+    publicRouters: [
+      healthRouter(checks, () => stopping),
+      inboundRouter({ verifiers, bodyLimitBytes: config.bodyLimitBytes, rateLimit: config.rateLimit, accept, metrics, logger }),
+    ],
+    adminRouters,
+  });
+
+  let purgeTimer: NodeJS.Timeout | null = null;
+  return {
+    app, config, logger, metrics, store, jobs, registry,
+    start() {
+      eventWorkers.start();
+      const purge = () => {
+        try {
+          const purged = store.events.purgeExpiredKeys();
+          if (purged > 0) logger.debug('purged expired idempotency keys', { purged });
+        } catch (error) {
+          logger.error('idempotency purge failed', { error: (error as Error).message });
+        }
+      };
+      purge();
+      purgeTimer = setInterval(purge, 60_000);
+      purgeTimer.unref();
+    },
+    async stop() {
+      stopping = true;
+      if (purgeTimer) clearInterval(purgeTimer);
+      const result = await eventWorkers.stop(config.shutdownTimeoutMs);
+      store.close();
+      return result;
+    },
+    shuttingDown: () => stopping,
+  };
+}

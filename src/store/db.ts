@@ -1,0 +1,119 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+
+export type Db = Database.Database;
+
+/** Called with the duration of every timed store call; the metrics facade listens. */
+export type QueryTimer = (operation: string, seconds: number) => void;
+
+// Each entry runs once, in order, inside a transaction; the index is the schema version.
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE events (
+     id TEXT PRIMARY KEY,
+     source TEXT NOT NULL,
+     event_id TEXT NOT NULL,
+     type TEXT NOT NULL,
+     payload TEXT NOT NULL,
+     request_id TEXT,
+     received_at INTEGER NOT NULL,
+     status TEXT NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     processed_at INTEGER,
+     last_error TEXT
+   );
+   CREATE INDEX events_by_time ON events(received_at, id);
+   CREATE INDEX events_by_source_id ON events(source, event_id);
+   CREATE TABLE idempotency_keys (
+     source TEXT NOT NULL,
+     key TEXT NOT NULL,
+     event_pk TEXT NOT NULL,
+     expires_at INTEGER NOT NULL,
+     PRIMARY KEY (source, key)
+   ) WITHOUT ROWID;
+   CREATE INDEX idempotency_by_expiry ON idempotency_keys(expires_at);
+   CREATE TABLE jobs (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     queue TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     ref TEXT NOT NULL,
+     payload TEXT,
+     status TEXT NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     max_attempts INTEGER NOT NULL,
+     run_at INTEGER NOT NULL,
+     lease_owner TEXT,
+     lease_expires_at INTEGER,
+     last_error TEXT,
+     request_id TEXT,
+     trace_context TEXT,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL
+   );
+   CREATE INDEX jobs_due ON jobs(queue, status, run_at, id);
+   CREATE INDEX jobs_leases ON jobs(status, lease_expires_at);
+   CREATE INDEX jobs_by_ref ON jobs(ref);
+   CREATE TABLE handler_runs (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     event_pk TEXT NOT NULL,
+     attempt INTEGER NOT NULL,
+     handler TEXT NOT NULL,
+     outcome TEXT NOT NULL,
+     error TEXT,
+     duration_ms REAL NOT NULL,
+     at INTEGER NOT NULL
+   );
+   CREATE INDEX handler_runs_by_event ON handler_runs(event_pk, id);`,
+];
+
+export interface OpenOptions {
+  file: string;
+  synchronous: 'normal' | 'full';
+}
+
+/**
+ * Opens (and migrates) the SQLite database. WAL lets readers (admin API, health, scrapes)
+ * run beside the single writer; synchronous=NORMAL in WAL mode survives a process crash
+ * (what "durable before 202" protects against), FULL also survives power loss.
+ */
+export function openDatabase(options: OpenOptions): Db {
+  if (options.file !== ':memory:') fs.mkdirSync(path.dirname(options.file), { recursive: true });
+  const db = new Database(options.file);
+  db.pragma('journal_mode = WAL');
+  db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+  db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = ON');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: Db): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  for (let version = current; version < MIGRATIONS.length; version++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[version] ?? '');
+      db.pragma(`user_version = ${version + 1}`);
+    })();
+  }
+}
+
+/** Registers an extra migration step; modules that own tables (outbound) add theirs at start-up. */
+export function ensureSchema(db: Db, name: string, sql: string): void {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_parts (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)');
+  const applied = db.prepare('SELECT 1 FROM schema_parts WHERE name = ?').get(name);
+  if (applied) return;
+  db.transaction(() => {
+    db.exec(sql);
+    db.prepare('INSERT INTO schema_parts (name, applied_at) VALUES (?, ?)').run(name, Date.now());
+  })();
+}
+
+/** Wraps a store call so its duration reaches the metrics, by operation name. */
+export function timed<T>(timer: QueryTimer, operation: string, fn: () => T): T {
+  const start = process.hrtime.bigint();
+  try {
+    return fn();
+  } finally {
+    timer(operation, Number(process.hrtime.bigint() - start) / 1e9);
+  }
+}

@@ -1,0 +1,188 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '../clock.js';
+import type { TtlCache } from './cache.js';
+import { timed, type Db, type QueryTimer } from './db.js';
+
+export type EventStatus = 'pending' | 'processing' | 'retrying' | 'processed' | 'dead_letter';
+export type HandlerOutcome = 'success' | 'temporary_error' | 'permanent_error';
+
+export interface StoredEvent {
+  id: string;
+  source: string;
+  eventId: string;
+  type: string;
+  payload: unknown;
+  requestId: string | null;
+  receivedAt: number;
+  status: EventStatus;
+  attempts: number;
+  processedAt: number | null;
+  lastError: string | null;
+}
+
+export interface HandlerRun {
+  attempt: number;
+  handler: string;
+  outcome: HandlerOutcome;
+  error: string | null;
+  durationMs: number;
+  at: number;
+}
+
+export interface NewEvent {
+  source: string;
+  eventId: string;
+  type: string;
+  /** The raw JSON text as received, stored verbatim. */
+  rawPayload: string;
+  requestId: string;
+}
+
+export interface EventFilter {
+  source?: string;
+  type?: string;
+  status?: EventStatus;
+  /** Only events received strictly before this event (for paging, newest first). */
+  before?: { receivedAt: number; id: string };
+  limit: number;
+}
+
+interface EventRow {
+  id: string;
+  source: string;
+  event_id: string;
+  type: string;
+  payload: string;
+  request_id: string | null;
+  received_at: number;
+  status: EventStatus;
+  attempts: number;
+  processed_at: number | null;
+  last_error: string | null;
+}
+
+function toEvent(row: EventRow): StoredEvent {
+  return {
+    id: row.id,
+    source: row.source,
+    eventId: row.event_id,
+    type: row.type,
+    payload: JSON.parse(row.payload) as unknown,
+    requestId: row.request_id,
+    receivedAt: row.received_at,
+    status: row.status,
+    attempts: row.attempts,
+    processedAt: row.processed_at,
+    lastError: row.last_error,
+  };
+}
+
+export const newEventId = (): string => `evt_${randomUUID().replaceAll('-', '')}`;
+
+/** Events, their idempotency keys and their handler history, in SQLite. */
+export class EventStore {
+  private readonly statements;
+
+  /**
+   * @param seenKeys remembers keys known to be live (source NUL key → stored event id) until the
+   *   moment they expire, so a redelivery is answered without a store round trip. Only positive
+   *   answers are cached: a new key always asks the store.
+   */
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly timer: QueryTimer,
+    private readonly seenKeys: TtlCache<string>,
+  ) {
+    this.statements = {
+      findKey: db.prepare<[string, string, number], { event_pk: string; expires_at: number }>(
+        'SELECT event_pk, expires_at FROM idempotency_keys WHERE source = ? AND key = ? AND expires_at > ?'),
+      upsertKey: db.prepare<[string, string, string, number]>(
+        `INSERT INTO idempotency_keys (source, key, event_pk, expires_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (source, key) DO UPDATE SET event_pk = excluded.event_pk, expires_at = excluded.expires_at`),
+      insert: db.prepare(
+        `INSERT INTO events (id, source, event_id, type, payload, request_id, received_at, status)
+         VALUES (@id, @source, @eventId, @type, @payload, @requestId, @receivedAt, 'pending')`),
+      get: db.prepare<[string], EventRow>('SELECT * FROM events WHERE id = ?'),
+      setStatus: db.prepare<[EventStatus, number, number | null, string | null, string]>(
+        'UPDATE events SET status = ?, attempts = ?, processed_at = ?, last_error = ? WHERE id = ?'),
+      purgeKeys: db.prepare<[number]>('DELETE FROM idempotency_keys WHERE expires_at <= ?'),
+      insertRun: db.prepare(
+        `INSERT INTO handler_runs (event_pk, attempt, handler, outcome, error, duration_ms, at)
+         VALUES (@eventPk, @attempt, @handler, @outcome, @error, @durationMs, @at)`),
+      runs: db.prepare<[string], { attempt: number; handler: string; outcome: HandlerOutcome; error: string | null; duration_ms: number; at: number }>(
+        'SELECT attempt, handler, outcome, error, duration_ms, at FROM handler_runs WHERE event_pk = ? ORDER BY id'),
+      succeededHandlers: db.prepare<[string], { handler: string }>(
+        "SELECT DISTINCT handler FROM handler_runs WHERE event_pk = ? AND outcome = 'success'"),
+    };
+  }
+
+  /** The stored event a live idempotency key points to, if any. */
+  findByKey(source: string, key: string): string | null {
+    const cacheKey = `${source}\0${key}`;
+    const cached = this.seenKeys.get(cacheKey);
+    if (cached !== undefined) return cached;
+    const now = this.clock.now();
+    const row = timed(this.timer, 'idempotency_lookup', () => this.statements.findKey.get(source, key, now));
+    if (!row) return null;
+    this.seenKeys.set(cacheKey, row.event_pk, row.expires_at - now);
+    return row.event_pk;
+  }
+
+  /**
+   * Inserts the event and its idempotency key. Must run inside the caller's transaction,
+   * together with the job that will process the event.
+   */
+  insert(event: NewEvent, ttlMs: number): string {
+    const id = newEventId();
+    const now = this.clock.now();
+    this.statements.insert.run({ id, source: event.source, eventId: event.eventId, type: event.type, payload: event.rawPayload, requestId: event.requestId, receivedAt: now });
+    this.statements.upsertKey.run(event.source, event.eventId, id, now + ttlMs);
+    // The cache is filled by the next look-up, after the transaction has committed.
+    return id;
+  }
+
+  get(id: string): StoredEvent | null {
+    const row = timed(this.timer, 'event_get', () => this.statements.get.get(id));
+    return row ? toEvent(row) : null;
+  }
+
+  list(filter: EventFilter): StoredEvent[] {
+    const where: string[] = [];
+    const params: Record<string, string | number> = { limit: filter.limit };
+    if (filter.source) { where.push('source = @source'); params.source = filter.source; }
+    if (filter.type) { where.push('type = @type'); params.type = filter.type; }
+    if (filter.status) { where.push('status = @status'); params.status = filter.status; }
+    if (filter.before) {
+      where.push('(received_at < @beforeAt OR (received_at = @beforeAt AND id < @beforeId))');
+      params.beforeAt = filter.before.receivedAt;
+      params.beforeId = filter.before.id;
+    }
+    const sql = `SELECT * FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY received_at DESC, id DESC LIMIT @limit`;
+    return timed(this.timer, 'event_list', () => this.db.prepare<Record<string, string | number>, EventRow>(sql).all(params)).map(toEvent);
+  }
+
+  setStatus(id: string, status: EventStatus, attempts: number, error: string | null): void {
+    const processedAt = status === 'processed' ? this.clock.now() : null;
+    timed(this.timer, 'event_update', () => this.statements.setStatus.run(status, attempts, processedAt, error, id));
+  }
+
+  recordHandlerRun(eventPk: string, run: HandlerRun): void {
+    timed(this.timer, 'handler_run_insert', () => this.statements.insertRun.run({ eventPk, ...run }));
+  }
+
+  handlerRuns(eventPk: string): HandlerRun[] {
+    return this.statements.runs.all(eventPk).map((row) => ({
+      attempt: row.attempt, handler: row.handler, outcome: row.outcome, error: row.error, durationMs: row.duration_ms, at: row.at,
+    }));
+  }
+
+  /** Handlers that already succeeded for this event: a retry runs only the others. */
+  succeededHandlers(eventPk: string): Set<string> {
+    return new Set(this.statements.succeededHandlers.all(eventPk).map((row) => row.handler));
+  }
+
+  purgeExpiredKeys(): number {
+    return timed(this.timer, 'idempotency_purge', () => this.statements.purgeKeys.run(this.clock.now()).changes);
+  }
+}

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig } from '../src/config.js';
+import { parseRetrySchedule } from '../src/outbound/retry-schedule.js';
+
+function failure(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, String(error));
+    return error;
+  }
+  assert.fail(`expected ${JSON.stringify(env)} to be refused`);
+}
+
+describe('configuration', () => {
+  it('runs on embedded defaults with nothing set', () => {
+    const config = loadConfig({});
+    assert.equal(config.port, 3000);
+    assert.match(config.dbFile, /data[/\\]hookwatch\.db$/);
+    assert.equal(config.idempotencyTtlMs, 24 * 3_600_000);
+    assert.equal(config.bodyLimitBytes, 1024 * 1024);
+    assert.equal(config.stripe, null);
+    assert.equal(config.adminTokenGenerated, true);
+    assert.ok(config.adminToken.length >= 24);
+    assert.deepEqual(config.delivery.retrySchedule, [120_000, 120_000, 120_000]);
+    assert.equal(config.delivery.timeoutMs, 30_000);
+    assert.equal(config.telemetry.lokiUrl, null);
+    assert.equal(config.telemetry.otlpEndpoint, null);
+  });
+
+  it('names the variable and the reason for a bad value', () => {
+    assert.equal(failure({ PORT: 'eighty' }).variable, 'PORT');
+    assert.equal(failure({ PORT: '70000' }).variable, 'PORT');
+    assert.match(failure({ IDEMPOTENCY_TTL: 'forever' }).message, /^IDEMPOTENCY_TTL: .*not a duration/);
+    assert.equal(failure({ BODY_LIMIT: 'huge' }).variable, 'BODY_LIMIT');
+    assert.equal(failure({ STRIPE_WEBHOOK_SECRET: 'sk_live_oops' }).variable, 'STRIPE_WEBHOOK_SECRET');
+    assert.equal(failure({ WEBHOOK_SECRET_GITHUB: 'plain' }).variable, 'WEBHOOK_SECRET_GITHUB');
+    assert.equal(failure({ RETRY_SCHEDULE: '2m,0s' }).variable, 'RETRY_SCHEDULE');
+    assert.equal(failure({ LOKI_URL: 'not a url' }).variable, 'LOKI_URL');
+    assert.equal(failure({ ADMIN_TOKEN: 'short' }).variable, 'ADMIN_TOKEN');
+    assert.equal(failure({ LOG_LEVEL: 'loud' }).variable, 'LOG_LEVEL');
+    assert.equal(failure({ ALERT_EMAIL_TO: 'ops@example.com, nope' }).variable, 'ALERT_EMAIL_TO');
+    assert.equal(failure({ SMTP_URL: 'http://mail' }).variable, 'SMTP_URL');
+  });
+
+  it('reads one Standard Webhooks source per WEBHOOK_SECRET_<SOURCE>, with rotation secrets', () => {
+    const config = loadConfig({
+      WEBHOOK_SECRET_GITHUB: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+      WEBHOOK_SECRET_MY_SHOP: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD',
+    });
+    assert.deepEqual([...config.sources.keys()].sort(), ['github', 'my-shop']);
+    assert.equal(config.sources.get('my-shop')?.length, 2);
+  });
+
+  it('parses retry schedules as a list or an exponential form', () => {
+    assert.deepEqual(parseRetrySchedule('2m,2m,2m'), [120_000, 120_000, 120_000]);
+    assert.deepEqual(parseRetrySchedule('exp:30s*2x4'), [30_000, 60_000, 120_000, 240_000]);
+    assert.deepEqual(parseRetrySchedule('none'), []);
+    assert.throws(() => parseRetrySchedule('soon'), /not a duration/);
+    assert.throws(() => parseRetrySchedule('8d'), /longer than 7 days/);
+  });
+
+  it('stops start-up with a message naming the variable', () => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      env: { PATH: process.env.PATH ?? '', PORT: 'abc', DATA_DIR: '/tmp/hookwatch-never-used' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /invalid configuration: PORT: /);
+  });
+});

@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { backoffDelay } from '../src/jobs/backoff.js';
+import { SqliteJobQueue } from '../src/jobs/sqlite-queue.js';
+import { openDatabase } from '../src/store/db.js';
+import { tempDir } from './helpers/service.js';
+
+function setup() {
+  let now = 1_000_000;
+  const clock = { now: () => now };
+  const db = openDatabase({ file: path.join(tempDir(), 'jobs.db'), synchronous: 'normal' });
+  const queue = new SqliteJobQueue(db, clock, () => {});
+  return { queue, db, advance: (ms: number) => { now += ms; }, clock };
+}
+
+describe('the durable job queue', () => {
+  it('hands each due job to exactly one claimant, oldest first', () => {
+    const { queue } = setup();
+    const ids = [1, 2, 3].map((n) => queue.enqueue({ queue: 'events', kind: 'k', ref: `r${n}`, maxAttempts: 3 }));
+    const a = queue.claim('events', 'worker-a', 2, 30_000);
+    const b = queue.claim('events', 'worker-b', 2, 30_000);
+    assert.deepEqual(a.map((j) => j.id), ids.slice(0, 2));
+    assert.deepEqual(b.map((j) => j.id), ids.slice(2));
+    assert.equal(a[0]?.attempts, 1);
+    assert.equal(a[0]?.leaseOwner, 'worker-a');
+    assert.deepEqual(queue.claim('events', 'worker-c', 5, 30_000), []);
+  });
+
+  it('takes back a crashed worker\'s job once its lease expires, and ignores the late claimant', () => {
+    const { queue, advance } = setup();
+    const id = queue.enqueue({ queue: 'events', kind: 'k', ref: 'r', maxAttempts: 3 });
+    assert.equal(queue.claim('events', 'crashed', 1, 30_000).length, 1);
+    advance(29_999);
+    assert.equal(queue.claim('events', 'other', 1, 30_000).length, 0, 'still leased');
+    advance(1);
+    const retaken = queue.claim('events', 'other', 1, 30_000);
+    assert.equal(retaken[0]?.id, id);
+    assert.equal(retaken[0]?.attempts, 2);
+    assert.equal(queue.complete(id, 'crashed'), false, 'the old claimant no longer holds it');
+    assert.equal(queue.complete(id, 'other'), true);
+    assert.equal(queue.get(id), null);
+  });
+
+  it('extends a held lease so a long job is not taken back', () => {
+    const { queue, advance } = setup();
+    const id = queue.enqueue({ queue: 'events', kind: 'k', ref: 'r', maxAttempts: 3 });
+    queue.claim('events', 'w', 1, 10_000);
+    advance(8_000);
+    assert.equal(queue.extendLease(id, 'w', 10_000), true);
+    advance(8_000);
+    assert.equal(queue.claim('events', 'thief', 1, 10_000).length, 0);
+    assert.equal(queue.extendLease(id, 'thief', 10_000), false);
+  });
+
+  it('schedules retries in the future and dead-letters with the last error; replay restores it', () => {
+    const { queue, advance } = setup();
+    const id = queue.enqueue({ queue: 'deliveries', kind: 'k', ref: 'r', maxAttempts: 3 });
+    queue.claim('deliveries', 'w', 1, 30_000);
+    assert.equal(queue.retryLater(id, 'w', 1_000_000 + 5_000, 'boom'), true);
+    assert.equal(queue.claim('deliveries', 'w', 1, 30_000).length, 0);
+    assert.equal(queue.pendingCount('deliveries'), 1);
+    advance(5_000);
+    assert.equal(queue.claim('deliveries', 'w', 1, 30_000).length, 1);
+    assert.equal(queue.deadLetter(id, 'w', 'gave up'), true);
+    assert.equal(queue.deadCount(), 1);
+    assert.equal(queue.listDead('deliveries', 10, 0)[0]?.lastError, 'gave up');
+    assert.equal(queue.listDead('events', 10, 0).length, 0);
+    assert.equal(queue.replay(id), true);
+    const again = queue.claim('deliveries', 'w', 1, 30_000);
+    assert.equal(again[0]?.attempts, 1, 'a replay starts a fresh attempt budget');
+  });
+
+  it('gives a released job back without counting the attempt', () => {
+    const { queue } = setup();
+    const id = queue.enqueue({ queue: 'events', kind: 'k', ref: 'r', maxAttempts: 3, requestId: 'req-1', traceContext: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } });
+    queue.claim('events', 'w', 1, 30_000);
+    assert.equal(queue.release(id, 'w'), true);
+    const job = queue.claim('events', 'w2', 1, 30_000)[0];
+    assert.equal(job?.attempts, 1);
+    assert.equal(job?.requestId, 'req-1');
+    assert.equal(job?.traceContext?.traceparent, '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
+  });
+
+  it('reports the oldest due job\'s age', () => {
+    const { queue, advance } = setup();
+    assert.equal(queue.oldestPendingAgeMs('events'), 0);
+    queue.enqueue({ queue: 'events', kind: 'k', ref: 'r', maxAttempts: 3 });
+    advance(7_000);
+    assert.equal(queue.oldestPendingAgeMs('events'), 7_000);
+  });
+});
+
+describe('backoff', () => {
+  it('grows exponentially with jitter between half and the whole delay, capped', () => {
+    const policy = { baseMs: 1000, factor: 2, maxMs: 10_000 };
+    assert.equal(backoffDelay(policy, 1, () => 0), 500);
+    assert.equal(backoffDelay(policy, 1, () => 1), 1000);
+    assert.equal(backoffDelay(policy, 3, () => 1), 4000);
+    assert.equal(backoffDelay(policy, 10, () => 1), 10_000);
+    assert.equal(backoffDelay(policy, 10, () => 0), 5_000);
+  });
+});

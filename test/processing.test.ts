@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import request from 'supertest';
+import { PermanentError, TemporaryError, type InboundEvent } from '../src/inbound/handlers.js';
+import { ADMIN_TOKEN, startTestService, waitFor, type TestService } from './helpers/service.js';
+import { standardEvent, standardHeaders } from './helpers/signing.js';
+
+describe('processing accepted events', () => {
+  let t: TestService;
+  const seen: Record<string, string[]> = { audit: [], billing: [], flaky: [] };
+  const flakyFailures = new Map<string, number>();
+
+  before(async () => {
+    t = await startTestService({ JOB_MAX_ATTEMPTS: '4' }, {
+      registerHandlers(registry) {
+        registry.register('*', 'audit', (event: InboundEvent) => { seen.audit!.push(event.eventId); });
+        registry.register('invoice.*', 'billing', (event: InboundEvent) => { seen.billing!.push(event.eventId); });
+        registry.register('order.flaky', 'flaky', (event: InboundEvent) => {
+          seen.flaky!.push(event.eventId);
+          const failures = flakyFailures.get(event.eventId) ?? 0;
+          if (failures < 2) {
+            flakyFailures.set(event.eventId, failures + 1);
+            throw new TemporaryError(`upstream busy (${failures + 1})`);
+          }
+        });
+        registry.register('order.broken', 'broken', () => { throw new PermanentError('order cannot be fulfilled'); });
+        registry.register('order.always-busy', 'busy', () => { throw new Error('still busy'); });
+      },
+    });
+  });
+  after(() => t.close());
+
+  const admin = (method: 'get' | 'post' | 'delete', path: string) => request(t.url)[method](path).set('authorization', `Bearer ${ADMIN_TOKEN}`);
+
+  async function send(type: string): Promise<{ eventId: string; id: string }> {
+    const { id, body } = standardEvent(type);
+    const res = await request(t.url).post('/webhooks/demo').set(standardHeaders(id, body)).send(body);
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    return { eventId: id, id: res.body.id as string };
+  }
+
+  const statusOf = async (id: string) => (await admin('get', `/api/v1/events/${id}`)).body as {
+    status: string; attempts: number; last_error: string | null; history: { handler: string; outcome: string; attempt: number }[];
+  };
+
+  it('fans one event out to every matching handler and records each outcome', async () => {
+    const { eventId, id } = await send('invoice.paid');
+    const shown = await waitFor('processed', async () => { const s = await statusOf(id); return s.status === 'processed' ? s : undefined; });
+    assert.deepEqual(shown.history.map((h) => [h.handler, h.outcome]).sort(), [['audit', 'success'], ['billing', 'success']]);
+    assert.ok(seen.audit!.includes(eventId));
+    assert.ok(seen.billing!.includes(eventId));
+  });
+
+  it('retries a temporary error with backoff and does not re-run handlers that already succeeded', async () => {
+    const { eventId, id } = await send('order.flaky');
+    const shown = await waitFor('processed after retries', async () => { const s = await statusOf(id); return s.status === 'processed' ? s : undefined; });
+    assert.equal(shown.attempts, 3);
+    assert.equal(seen.flaky!.filter((e) => e === eventId).length, 3);
+    assert.equal(seen.audit!.filter((e) => e === eventId).length, 1, 'audit succeeded on the first run and must not run again');
+    assert.deepEqual(shown.history.filter((h) => h.handler === 'flaky').map((h) => h.outcome), ['temporary_error', 'temporary_error', 'success']);
+    const metrics = (await request(t.url).get('/metrics')).text;
+    assert.match(metrics, /webhook_events_processed_total\{event_type="other",status="retry"\} [2-9]/);
+  });
+
+  it('dead-letters a permanent error at once with its last error, and replays it on request', async () => {
+    const { id } = await send('order.broken');
+    const shown = await waitFor('dead-lettered', async () => { const s = await statusOf(id); return s.status === 'dead_letter' ? s : undefined; });
+    assert.equal(shown.attempts, 1);
+    assert.match(shown.last_error ?? '', /order cannot be fulfilled/);
+
+    const list = await admin('get', '/api/v1/dead-letters');
+    assert.equal(list.status, 200);
+    const entry = (list.body.data as { id: number; ref: string; last_error: string; event: { type: string } }[]).find((d) => d.ref === id);
+    assert.ok(entry, 'the dead-lettered job is listed');
+    assert.equal(entry.event.type, 'order.broken');
+    const one = await admin('get', `/api/v1/dead-letters/${entry.id}`);
+    assert.equal(one.body.last_error, entry.last_error);
+
+    const replay = await admin('post', `/api/v1/dead-letters/${entry.id}/replay`);
+    assert.equal(replay.status, 202);
+    await waitFor('dead again after replay', async () => { const s = await statusOf(id); return s.status === 'dead_letter' && s.history.filter((h) => h.handler === 'broken').length === 2; });
+
+    const again = (await admin('get', '/api/v1/dead-letters')).body.data as { id: number; ref: string }[];
+    const replayed = again.find((d) => d.ref === id);
+    assert.ok(replayed);
+    assert.equal((await admin('delete', `/api/v1/dead-letters/${replayed.id}`)).status, 204);
+    assert.equal((await admin('get', `/api/v1/dead-letters/${replayed.id}`)).status, 404);
+  });
+
+  it('dead-letters a job whose temporary errors exhaust the attempts', async () => {
+    const { id } = await send('order.always-busy');
+    const shown = await waitFor('exhausted', async () => { const s = await statusOf(id); return s.status === 'dead_letter' ? s : undefined; }, 30_000);
+    assert.equal(shown.attempts, 4);
+    assert.match(shown.last_error ?? '', /still busy/);
+    const metrics = (await request(t.url).get('/metrics')).text;
+    assert.match(metrics, /webhook_dead_letter_queue_size [1-9]/);
+  });
+
+  it('records an event no handler matches as processed', async () => {
+    const service = await startTestService();
+    try {
+      const { id, body } = standardEvent('nobody.listens');
+      const res = await request(service.url).post('/webhooks/demo').set(standardHeaders(id, body)).send(body);
+      await waitFor('processed', () => service.service.store.events.get(res.body.id)?.status === 'processed');
+      assert.ok(service.logs.find('no handler matched the event type; recorded as processed').length >= 1);
+    } finally {
+      await service.close();
+    }
+  });
+
+  it('protects the admin API with the bearer token', async () => {
+    assert.equal((await request(t.url).get('/api/v1/events')).status, 401);
+    const wrong = await request(t.url).get('/api/v1/events').set('authorization', 'Bearer nope');
+    assert.equal(wrong.status, 401);
+    assert.equal(wrong.body.error, 'unauthorized');
+    const bad = await admin('get', '/api/v1/events?limit=0');
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.details[0].field, 'limit');
+    assert.equal((await admin('get', '/api/v1/events/evt_missing')).status, 404);
+    assert.equal((await admin('get', '/api/v1/dead-letters/abc')).status, 400);
+  });
+
+  it('pages through events newest first with a cursor', async () => {
+    const first = await admin('get', '/api/v1/events?limit=2');
+    assert.equal(first.body.data.length, 2);
+    assert.ok(first.body.next_cursor);
+    const second = await admin('get', `/api/v1/events?limit=2&cursor=${first.body.next_cursor}`);
+    const ids = [...first.body.data, ...second.body.data].map((e: { id: string }) => e.id);
+    assert.equal(new Set(ids).size, ids.length);
+  });
+
+  it('reports health with the queue state, and 503 naming the database when it is gone', async () => {
+    const ok = await request(t.url).get('/health');
+    assert.equal(ok.status, 200);
+    assert.equal(ok.body.status, 'ok');
+    assert.equal(typeof ok.body.checks.queue.pending, 'number');
+    assert.equal(typeof ok.body.checks.queue.oldest_pending_age_seconds, 'number');
+
+    const broken = await startTestService();
+    try {
+      broken.service.store.close();
+      const res = await request(broken.url).get('/health');
+      assert.equal(res.status, 503);
+      assert.ok(res.body.failed.includes('database'));
+    } finally {
+      await broken.close();
+    }
+  });
+});
