@@ -25,6 +25,7 @@ const CONTRACT: Record<string, string> = {
   WebhookEndpointDown: "critical",
   WebhookDeadLetterQueueGrowing: "warning",
   WebhookRateLimitApproaching: "warning",
+  WebhookUnlistedEventTypes: "info",
   Watchdog: "none",
   TargetDown: "warning",
   AlertmanagerFailedToSendNotifications: "warning",
