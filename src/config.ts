@@ -41,6 +41,8 @@ export interface Config {
   };
   delivery: {
     timeoutMs: number;
+    /** Delivery attempts in flight at once (DELIVERY_CONCURRENCY). */
+    concurrency: number;
     retrySchedule: RetrySchedule;
     allowPrivateDestinations: boolean;
     errorWebhookUrl: string | null;
@@ -171,6 +173,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     delivery: {
       timeoutMs: read(env, 'DELIVERY_TIMEOUT', duration(100, 300_000), '30s'),
+      concurrency: read(env, 'DELIVERY_CONCURRENCY', integer(1, 256), '16'),
       retrySchedule: read(
         env,
         'RETRY_SCHEDULE',

@@ -3,6 +3,8 @@ import { pathToFileURL } from 'node:url';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import type { HandlerRegistry } from './inbound/handlers.js';
 import { createService } from './service.js';
+import { outageLogSink, shutdownLogShipping } from './telemetry/logger.js';
+import { ensureTracing } from './telemetry/tracing.js';
 
 interface HandlersModule {
   register(registry: HandlerRegistry): void | Promise<void>;
@@ -31,6 +33,12 @@ async function main(): Promise<void> {
   }
   const service = await createService(config, { registerHandlers: await loadHandlers(config) });
   const { logger } = service;
+  // Normally started by the preload (npm start); started here, without HTTP/Express spans, when it was not.
+  const { tracing, late } = ensureTracing(config.telemetry);
+  tracing?.reportOutagesTo(outageLogSink(logger));
+  if (late) {
+    logger.warn('tracing started without the preload: only hookwatch\'s own spans are recorded; start with node --import ./dist/telemetry/preload.js for HTTP and Express spans');
+  }
   service.start();
 
   const server = service.app.listen(config.port, config.host);
@@ -62,6 +70,9 @@ async function main(): Promise<void> {
     server.closeAllConnections();
     await closed;
     logger.info('stopped', { unfinished_jobs_released: unfinished });
+    // Buffered spans and log lines go out before exit; each is bounded, a dead backend cannot hold the exit.
+    await tracing?.shutdown().catch(() => undefined);
+    await shutdownLogShipping(logger);
     logger.on('finish', () => process.exit(0));
     logger.end();
     setTimeout(() => process.exit(0), 2000).unref();

@@ -14,6 +14,9 @@ import { StripeVerifier } from './inbound/verifiers/stripe.js';
 import type { Verifier } from './inbound/verifiers/verifier.js';
 import { SqliteJobQueue } from './jobs/sqlite-queue.js';
 import { WorkerPool } from './jobs/worker.js';
+import { deliveriesRouter, eventDeliveriesExtension } from './api/deliveries.js';
+import { webhooksRouter } from './api/webhooks.js';
+import { Outbound } from './outbound/outbound.js';
 import { Store } from './store/store.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { Metrics } from './telemetry/metrics.js';
@@ -35,6 +38,7 @@ export interface Service {
   store: Store;
   jobs: SqliteJobQueue;
   registry: HandlerRegistry;
+  outbound: Outbound;
   /** Starts the workers and the periodic purge. */
   start(): void;
   /** Stops the workers (waiting up to the shutdown deadline) and closes the store. */
@@ -48,7 +52,10 @@ export interface Service {
  */
 export async function createService(config: Config, options: ServiceOptions = {}): Promise<Service> {
   const clock = options.clock ?? systemClock;
-  const logger = options.logger ?? createLogger({ level: config.logLevel, service: config.telemetry.serviceName, environment: config.telemetry.environment });
+  const logger = options.logger ?? createLogger({
+    level: config.logLevel, service: config.telemetry.serviceName, environment: config.telemetry.environment,
+    loki: config.telemetry.lokiUrl ? { url: config.telemetry.lokiUrl } : null,
+  });
   const metrics = new Metrics({ eventTypeAllowlist: config.eventTypeAllowlist, defaultMetrics: options.defaultMetrics });
   const store = Store.open(config.dbFile, config.dbSynchronous, clock, (operation, seconds) => metrics.dbQueryTimed(operation, seconds), {
     lookup: (cache, hit, seconds) => metrics.cacheLookup(cache, hit, seconds),
@@ -91,6 +98,16 @@ export async function createService(config: Config, options: ServiceOptions = {}
   }]]);
   const eventExtensions: EventDetailExtension[] = [];
 
+  // ── outbound: endpoints, deliveries (queue 'deliveries'), notifications ──
+  const outbound = new Outbound({ config, store, jobs, metrics, logger, clock, registry });
+  eventExtensions.push(eventDeliveriesExtension(store));
+  for (const [kind, hooks] of outbound.deadLetterHooks()) deadLetterHooks.set(kind, hooks);
+  const outboundRouters: Router[] = [
+    webhooksRouter(store, outbound, { allowPrivateDestinations: config.delivery.allowPrivateDestinations }),
+    deliveriesRouter(store, outbound),
+  ];
+  // ── end outbound ──
+
   let stopping = false;
   const checks: HealthCheck[] = [
     { name: 'database', run: () => ({ ok: store.ping() }) },
@@ -103,8 +120,9 @@ export async function createService(config: Config, options: ServiceOptions = {}
         dead_letter: jobs.deadCount(),
       }),
     },
+    outbound.healthCheck(),
   ];
-  const adminRouters: Router[] = [eventsRouter(store, eventExtensions), deadLettersRouter(jobs, deadLetterHooks)];
+  const adminRouters: Router[] = [eventsRouter(store, eventExtensions), deadLettersRouter(jobs, deadLetterHooks), ...outboundRouters];
   const app = createApp({
     logger,
     metrics,
@@ -118,9 +136,10 @@ export async function createService(config: Config, options: ServiceOptions = {}
 
   let purgeTimer: NodeJS.Timeout | null = null;
   return {
-    app, config, logger, metrics, store, jobs, registry,
+    app, config, logger, metrics, store, jobs, registry, outbound,
     start() {
       eventWorkers.start();
+      outbound.start();
       const purge = () => {
         try {
           const purged = store.events.purgeExpiredKeys();
@@ -136,9 +155,9 @@ export async function createService(config: Config, options: ServiceOptions = {}
     async stop() {
       stopping = true;
       if (purgeTimer) clearInterval(purgeTimer);
-      const result = await eventWorkers.stop(config.shutdownTimeoutMs);
-      store.close();
-      return result;
+      const [result, outboundResult] = await Promise.all([eventWorkers.stop(config.shutdownTimeoutMs), outbound.stop(config.shutdownTimeoutMs)]);
+      await store.close();
+      return { unfinished: result.unfinished + outboundResult.unfinished };
     },
     shuttingDown: () => stopping,
   };

@@ -46,7 +46,8 @@ describe('processing accepted events', () => {
   it('fans one event out to every matching handler and records each outcome', async () => {
     const { eventId, id } = await send('invoice.paid');
     const shown = await waitFor('processed', async () => { const s = await statusOf(id); return s.status === 'processed' ? s : undefined; });
-    assert.deepEqual(shown.history.map((h) => [h.handler, h.outcome]).sort(), [['audit', 'success'], ['billing', 'success']]);
+    // outbound.forward is the built-in handler that hands every event to the sending side.
+    assert.deepEqual(shown.history.map((h) => [h.handler, h.outcome]).sort(), [['audit', 'success'], ['billing', 'success'], ['outbound.forward', 'success']]);
     assert.ok(seen.audit!.includes(eventId));
     assert.ok(seen.billing!.includes(eventId));
   });
@@ -96,13 +97,14 @@ describe('processing accepted events', () => {
     assert.match(metrics, /webhook_dead_letter_queue_size [1-9]/);
   });
 
-  it('records an event no handler matches as processed', async () => {
+  it('processes an event that no handler of yours and no endpoint wants, so a fresh install works end to end', async () => {
     const service = await startTestService();
     try {
       const { id, body } = standardEvent('nobody.listens');
       const res = await request(service.url).post('/webhooks/demo').set(standardHeaders(id, body)).send(body);
       await waitFor('processed', () => service.service.store.events.get(res.body.id)?.status === 'processed');
-      assert.ok(service.logs.find('no handler matched the event type; recorded as processed').length >= 1);
+      assert.deepEqual(service.service.store.events.handlerRuns(res.body.id).map((run) => run.handler), ['outbound.forward']);
+      assert.ok(service.logs.find('event processed').some((line) => line.event_id === id));
     } finally {
       await service.close();
     }
@@ -138,7 +140,7 @@ describe('processing accepted events', () => {
 
     const broken = await startTestService();
     try {
-      broken.service.store.close();
+      await broken.service.store.close();
       const res = await request(broken.url).get('/health');
       assert.equal(res.status, 503);
       assert.ok(res.body.failed.includes('database'));

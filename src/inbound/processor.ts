@@ -44,7 +44,7 @@ export class EventProcessor {
     const done = this.store.events.succeededHandlers(event.id);
     const handlers = this.registry.match(event.type).filter((h) => !done.has(h.name));
     if (this.registry.match(event.type).length === 0) {
-      this.logger.info('no handler matched the event type; recorded as processed', { handlers: 0 });
+      this.logger.debug('no handler matched the event type; recorded as processed', { handlers: 0 });
     }
     const failures: { name: string; error: Error }[] = [];
     await Promise.all(handlers.map(async (handler) => {

@@ -58,9 +58,11 @@ export class SqliteJobQueue implements JobQueue {
         `INSERT INTO jobs (queue, kind, ref, payload, status, max_attempts, run_at, request_id, trace_context, created_at, updated_at)
          VALUES (@queue, @kind, @ref, @payload, 'pending', @maxAttempts, @runAt, @requestId, @traceContext, @now, @now)`),
       // Expired leases go back to pending first, so a crashed worker's jobs are taken back.
+      // Running jobs are few (workers x processes), so scanning them by (queue, status) is cheap
+      // and spares an index that every claim would have to rewrite.
       reclaim: db.prepare<{ queue: QueueName; now: number }>(
         `UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = @now
-         WHERE status = 'running' AND lease_expires_at <= @now AND queue = @queue`),
+         WHERE queue = @queue AND status = 'running' AND lease_expires_at <= @now`),
       claim: db.prepare<{ queue: QueueName; owner: string; until: number; now: number; limit: number }, JobRow>(
         `UPDATE jobs SET status = 'running', lease_owner = @owner, lease_expires_at = @until, attempts = attempts + 1, updated_at = @now
          WHERE id IN (SELECT id FROM jobs WHERE queue = @queue AND status = 'pending' AND run_at <= @now ORDER BY run_at, id LIMIT @limit)

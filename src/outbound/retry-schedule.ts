@@ -33,3 +33,19 @@ function exponential(baseMs: number, factor: number, retries: number): number[] 
 export function describeRetrySchedule(schedule: RetrySchedule): string {
   return schedule.length === 0 ? 'no retries' : schedule.map(formatDuration).join(', ');
 }
+
+/** Retry-After is followed up to this long; an endpoint cannot park its deliveries for days. */
+export const MAX_RETRY_AFTER_MS = 3_600_000;
+
+/**
+ * The delay before the next retry, or null when the schedule is used up. `step` is the number
+ * of scheduled attempts made so far (1 after the first). A Retry-After from a 429/503 is
+ * honoured within bounds: the retry never comes sooner than the schedule says, nor later than
+ * MAX_RETRY_AFTER_MS (unless the schedule itself asks for longer). It does not add retries.
+ */
+export function nextRetryDelay(schedule: RetrySchedule, step: number, retryAfterMs: number | null): number | null {
+  const scheduled = schedule[step - 1];
+  if (scheduled === undefined) return null;
+  if (retryAfterMs === null) return scheduled;
+  return Math.max(scheduled, Math.min(retryAfterMs, MAX_RETRY_AFTER_MS));
+}

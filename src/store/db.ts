@@ -51,8 +51,6 @@ const MIGRATIONS: readonly string[] = [
      updated_at INTEGER NOT NULL
    );
    CREATE INDEX jobs_due ON jobs(queue, status, run_at, id);
-   CREATE INDEX jobs_leases ON jobs(status, lease_expires_at);
-   CREATE INDEX jobs_by_ref ON jobs(ref);
    CREATE TABLE handler_runs (
      id INTEGER PRIMARY KEY AUTOINCREMENT,
      event_pk TEXT NOT NULL,
@@ -65,6 +63,8 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX handler_runs_by_event ON handler_runs(event_pk, id);`,
 ];
+
+export const AUTO_CHECKPOINT_PAGES = 20_000;
 
 export interface OpenOptions {
   file: string;
@@ -81,6 +81,9 @@ export function openDatabase(options: OpenOptions): Db {
   const db = new Database(options.file);
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+  // Checkpoints (which fsync) run on a background thread (see checkpointer.ts); this larger
+  // automatic threshold is only the safety net should that thread stop.
+  db.pragma(`wal_autocheckpoint = ${AUTO_CHECKPOINT_PAGES}`);
   db.pragma('busy_timeout = 5000');
   db.pragma('foreign_keys = ON');
   migrate(db);

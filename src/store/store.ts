@@ -1,19 +1,32 @@
 import type { Clock } from '../clock.js';
 import { TtlCache, type CacheObserver } from './cache.js';
+import { Checkpointer } from './checkpointer.js';
 import { openDatabase, type Db, type QueryTimer } from './db.js';
+import { DeliveryStore } from './deliveries.js';
+import { EndpointHealthStore } from './endpoint-health.js';
+import { EndpointStore, type Endpoint } from './endpoints.js';
 import { EventStore } from './events.js';
 
 /** The persistence the service runs on: one SQLite file, its repositories and its transactions. */
 export class Store {
   readonly events: EventStore;
+  // Outbound (the sending side): endpoints, deliveries with their attempt log, failure-monitor state.
+  readonly endpoints: EndpointStore;
+  readonly deliveries: DeliveryStore;
+  readonly endpointHealth: EndpointHealthStore;
 
-  private constructor(readonly db: Db, clock: Clock, timer: QueryTimer, observer: CacheObserver) {
+  private constructor(readonly db: Db, clock: Clock, timer: QueryTimer, observer: CacheObserver, private readonly checkpointer: Checkpointer | null) {
     const seenKeys = new TtlCache<string>('idempotency', { maxEntries: 50_000, ttlMs: 3_600_000, now: () => clock.now(), observer });
     this.events = new EventStore(db, clock, timer, seenKeys);
+    const endpointCache = new TtlCache<Endpoint | Endpoint[]>('endpoints', { maxEntries: 10_000, ttlMs: 30_000, now: () => clock.now(), observer });
+    this.endpoints = new EndpointStore(db, clock, timer, endpointCache);
+    this.deliveries = new DeliveryStore(db, clock, timer);
+    this.endpointHealth = new EndpointHealthStore(db, timer);
   }
 
   static open(file: string, synchronous: 'normal' | 'full', clock: Clock, timer: QueryTimer, observer: CacheObserver): Store {
-    return new Store(openDatabase({ file, synchronous }), clock, timer, observer);
+    const db = openDatabase({ file, synchronous });
+    return new Store(db, clock, timer, observer, file === ':memory:' ? null : new Checkpointer(file));
   }
 
   /** Runs fn in one transaction: everything it writes commits together or not at all. */
@@ -38,7 +51,9 @@ export class Store {
     await this.db.backup(destination);
   }
 
-  close(): void {
+  /** Stops the checkpointer (it checkpoints one last time) and closes the connection. */
+  async close(): Promise<void> {
+    await this.checkpointer?.stop();
     if (this.db.open) this.db.close();
   }
 }

@@ -2,6 +2,8 @@ import { trace } from '@opentelemetry/api';
 import winston from 'winston';
 import type Transport from 'winston-transport';
 import { currentContext } from './context.js';
+import { createLokiTransport, isLokiTransport, type LokiOptions } from './loki.js';
+import { OUTAGE_MESSAGES, type OutageSink } from './outage.js';
 
 export type Logger = winston.Logger;
 
@@ -45,7 +47,9 @@ export interface LoggerOptions {
   level: string;
   service: string;
   environment: string;
-  /** Extra transports (Loki); stdout is always on. */
+  /** Ships the same lines to Loki (LOKI_URL); null or absent: stdout only. */
+  loki?: LokiOptions | null;
+  /** Extra transports; stdout is always on. */
   transports?: Transport[];
   /** Where stdout lines go; tests capture them. */
   stream?: NodeJS.WritableStream;
@@ -55,10 +59,41 @@ export function createLogger(options: LoggerOptions): Logger {
   const console = options.stream
     ? new winston.transports.Stream({ stream: options.stream })
     : new winston.transports.Console();
-  return winston.createLogger({
+  const transports: Transport[] = [console, ...(options.transports ?? [])];
+  let logger: Logger | null = null;
+  if (options.loki) {
+    // Outages of Loki are reported through this same logger (on stdout), once per outage.
+    transports.push(createLokiTransport({ ...options.loki, service: options.service, environment: options.environment }, (event) => {
+      if (logger) outageLogSink(logger)(event);
+    }));
+  }
+  logger = winston.createLogger({
     level: options.level,
     defaultMeta: { service: options.service, environment: options.environment },
     format: winston.format.combine(winston.format.timestamp(), enrich(), winston.format.json()),
-    transports: [console, ...(options.transports ?? [])],
+    transports,
   });
+  return logger;
+}
+
+/** Writes telemetry-backend outage reports as log lines: one error when it goes down, one info when it is back. */
+export function outageLogSink(logger: Logger): OutageSink {
+  return (event) => {
+    if (event.state === 'down') logger.error(OUTAGE_MESSAGES.down, { backend: event.backend, url: event.url, error: event.error });
+    else if (event.state === 'still_down') logger.debug(OUTAGE_MESSAGES.still_down, { backend: event.backend, url: event.url, error: event.error, failed_attempts: event.failed_attempts });
+    else logger.info(OUTAGE_MESSAGES.up, { backend: event.backend, url: event.url, failed_attempts: event.failed_attempts, outage_seconds: event.outage_seconds });
+  };
+}
+
+/**
+ * Pushes what is still batched for Loki and stops the push loop. Bounded: a Loki that hangs
+ * cannot hold the process's exit. Lines logged afterwards go to stdout only.
+ */
+export async function shutdownLogShipping(logger: Logger, boundMs = 3000): Promise<void> {
+  const closing = logger.transports.filter(isLokiTransport).map((transport) => transport.close().catch(() => undefined));
+  if (closing.length === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<void>((resolve) => { timer = setTimeout(resolve, boundMs); timer.unref(); });
+  await Promise.race([Promise.all(closing), expired]);
+  clearTimeout(timer);
 }

@@ -1,0 +1,221 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '../clock.js';
+import type { Job, JobQueue } from '../jobs/queue.js';
+import type { JobResult } from '../jobs/worker.js';
+import type { Attempt, AttemptOutcome, AttemptTrigger, Delivery } from '../store/deliveries.js';
+import type { Endpoint } from '../store/endpoints.js';
+import type { StoredEvent } from '../store/events.js';
+import type { Store } from '../store/store.js';
+import { runWithContext } from '../telemetry/context.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { Metrics } from '../telemetry/metrics.js';
+import { contextFrom, inSpan } from '../telemetry/trace-context.js';
+import { observeAttempt } from './failure-monitor.js';
+import type { HttpSender, SendResult } from './http-sender.js';
+import { disabledEmail, errorWebhookBody, failureEmail } from './messages.js';
+import type { Notifier } from './notifier.js';
+import { nextRetryDelay, type RetrySchedule } from './retry-schedule.js';
+import { signatureHeaders } from './signer.js';
+import { traceHeaders } from './trace-header.js';
+
+export const DELIVERY_JOB = 'delivery.send';
+
+/** What the dispatcher needs of the queue. */
+export type DeliveryJobs = Pick<JobQueue, 'enqueue' | 'get' | 'replay' | 'deleteDead'>;
+
+export interface DispatcherOptions {
+  timeoutMs: number;
+  retrySchedule: RetrySchedule;
+  allowPrivateDestinations: boolean;
+}
+
+export class ConflictError extends Error {
+  override readonly name = 'ConflictError';
+}
+
+/** The body every endpoint receives, in the Standard Webhooks payload shape. */
+export function messageBody(type: string, timestamp: number, data: unknown): string {
+  return JSON.stringify({ type, timestamp: new Date(timestamp).toISOString(), data });
+}
+
+/**
+ * Sends deliveries: one attempt per claimed job (or per manual retry), recorded with the
+ * delivery's new state, the failure monitor's new state and any notification in one
+ * transaction, so a crash leaves either all of it or none (an attempt cut short by a crash
+ * is not recorded and is sent again: delivery is at least once, and receivers de-duplicate
+ * by webhook-id, which is the event's id on every attempt).
+ */
+export class Dispatcher {
+  /** Deliveries with an attempt in flight in this process; a manual retry waits its turn. */
+  private readonly inFlight = new Set<string>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly jobs: DeliveryJobs,
+    private readonly metrics: Metrics,
+    private readonly logger: Logger,
+    private readonly clock: Clock,
+    private readonly sender: HttpSender,
+    private readonly notifier: Notifier,
+    private readonly options: DispatcherOptions,
+  ) {}
+
+  get maxAttempts(): number {
+    return this.options.retrySchedule.length + 1;
+  }
+
+  /** Runs one delivery job (queue 'deliveries', kind delivery.send). */
+  run = async (job: Job): Promise<JobResult> => {
+    const delivery = this.store.deliveries.get(job.ref);
+    if (!delivery || delivery.status !== 'pending') return { outcome: 'done' };
+    const endpoint = this.store.endpoints.get(delivery.endpointId);
+    if (!endpoint) {
+      this.store.deliveries.setStatus(delivery.id, 'cancelled', 'endpoint deleted');
+      return { outcome: 'done' };
+    }
+    if (endpoint.disabledAt !== null) {
+      this.store.deliveries.setStatus(delivery.id, 'failed', `endpoint disabled: ${endpoint.disabledReason ?? ''}`.trim());
+      return { outcome: 'dead', error: 'endpoint disabled' };
+    }
+    if (endpoint.paused) {
+      // Parked without a job until the endpoint resumes; resuming releases them in order.
+      this.store.deliveries.park(delivery.id);
+      return { outcome: 'done' };
+    }
+    if (this.inFlight.has(delivery.id)) return { outcome: 'retry', runAt: this.clock.now() + 1000, error: 'a manual attempt was in progress' };
+    const event = this.store.events.get(delivery.eventPk);
+    if (!event) {
+      this.store.transaction(() => {
+        this.store.deliveries.setStatus(delivery.id, 'failed', 'the event no longer exists');
+        this.releaseNextParked(endpoint);
+      });
+      return { outcome: 'dead', error: 'the event no longer exists' };
+    }
+    const { delivery: after } = await this.attempt(delivery, endpoint, event, 'scheduled', job.requestId, job.traceContext);
+    if (after.status === 'delivered') return { outcome: 'done' };
+    if (after.status === 'pending' && after.nextAttemptAt !== null) return { outcome: 'retry', runAt: after.nextAttemptAt, error: after.lastError ?? 'failed' };
+    return { outcome: 'dead', error: after.lastError ?? 'failed' };
+  };
+
+  /** POST /deliveries/:id/retry: one attempt now, recorded as manual, outside the schedule. */
+  async retryNow(deliveryId: string, requestId: string): Promise<{ delivery: Delivery; attempt: Attempt }> {
+    const delivery = this.store.deliveries.get(deliveryId);
+    if (!delivery) throw new ConflictError('gone');
+    const endpoint = this.store.endpoints.get(delivery.endpointId);
+    if (!endpoint) throw new ConflictError(`endpoint ${delivery.endpointId} was deleted`);
+    if (endpoint.disabledAt !== null) throw new ConflictError(`endpoint ${endpoint.id} is disabled; re-enable it first`);
+    if (this.inFlight.has(delivery.id)) throw new ConflictError('an attempt of this delivery is in progress');
+    const event = this.store.events.get(delivery.eventPk);
+    if (!event) throw new ConflictError('the event of this delivery no longer exists');
+    return this.attempt(delivery, endpoint, event, 'manual', requestId, null);
+  }
+
+  /** POST /webhooks/:id/test: a signed test event now; nothing is stored or counted. */
+  async sendTest(endpoint: Endpoint, requestId: string): Promise<SendResult & { messageId: string; body: string }> {
+    const messageId = `msg_test_${randomUUID().replaceAll('-', '')}`;
+    const body = messageBody('webhook.test', this.clock.now(), { endpoint_id: endpoint.id, message: 'This is a test event sent by hookwatch.' });
+    return runWithContext({ request_id: requestId, endpoint: endpoint.id, event_id: messageId, event_type: 'webhook.test' }, () =>
+      inSpan('webhook.deliver.test', { 'webhook.endpoint': endpoint.id }, async (span) => {
+        const result = await this.sender.send({
+          url: endpoint.url,
+          headers: { ...signatureHeaders(this.store.endpoints.signingSecrets(endpoint), messageId, new Date(), body), ...traceHeaders(span), 'x-request-id': requestId },
+          body, timeoutMs: this.options.timeoutMs, allowPrivate: this.options.allowPrivateDestinations,
+        });
+        this.logger.info('test delivery attempt', { outcome: result.ok ? 'delivered' : 'failed', status_code: result.statusCode, reason: result.reason, error: result.error, duration_ms: round(result.durationMs) });
+        return { ...result, messageId, body };
+      }));
+  }
+
+  /** Enqueues the oldest parked delivery of an endpoint that is active; call inside a transaction. */
+  releaseNextParked(endpoint: Endpoint): void {
+    if (endpoint.paused || endpoint.disabledAt !== null) return;
+    const next = this.store.deliveries.oldestParked(endpoint.id);
+    if (!next) return;
+    const jobId = this.jobs.enqueue({ queue: 'deliveries', kind: DELIVERY_JOB, ref: next.id, maxAttempts: this.maxAttempts, requestId: next.requestId });
+    this.store.deliveries.unpark(next.id, jobId);
+  }
+
+  private async attempt(
+    delivery: Delivery, endpoint: Endpoint, event: StoredEvent, trigger: AttemptTrigger,
+    requestId: string | null, traceContext: Record<string, string> | null,
+  ): Promise<{ delivery: Delivery; attempt: Attempt }> {
+    const rid = requestId ?? randomUUID();
+    const context = { request_id: rid, endpoint: endpoint.id, delivery_id: delivery.id, event_id: event.eventId, event_type: event.type };
+    this.inFlight.add(delivery.id);
+    try {
+      return await runWithContext(context, () =>
+        inSpan('webhook.deliver', { 'webhook.endpoint': endpoint.id, 'webhook.event_type': event.type, 'webhook.delivery_id': delivery.id, 'webhook.attempt': delivery.attempts + 1 }, async (span) => {
+          const at = this.clock.now();
+          const body = messageBody(event.type, event.receivedAt, event.payload);
+          // Signed with wall-clock time, not the injected clock: the receiver checks the
+          // timestamp against its own clock (Standard Webhooks allows five minutes).
+          const headers = {
+            ...signatureHeaders(this.store.endpoints.signingSecrets(endpoint), event.id, new Date(), body),
+            ...traceHeaders(span),
+            'x-request-id': rid,
+          };
+          const result = await this.sender.send({ url: endpoint.url, headers, body, timeoutMs: this.options.timeoutMs, allowPrivate: this.options.allowPrivateDestinations });
+          span.setAttribute('http.response.status_code', result.statusCode ?? 0);
+          const recorded = this.record(delivery.id, endpoint, trigger, at, result, rid);
+          this.metrics.deliveryAttempted(endpoint.id, { ok: result.ok, reason: result.reason ?? undefined, retry: recorded.attempt.number > 1 }, result.durationMs / 1000);
+          const level = result.ok ? 'info' : 'warn';
+          this.logger[level]('delivery attempt', {
+            attempt: recorded.attempt.number, trigger, outcome: result.ok ? 'delivered' : 'failed', status_code: result.statusCode,
+            reason: result.reason, error: result.error, duration_ms: round(result.durationMs), delivery_status: recorded.delivery.status,
+            next_attempt_at: recorded.delivery.nextAttemptAt ? new Date(recorded.delivery.nextAttemptAt).toISOString() : null,
+          });
+          return recorded;
+        }, contextFrom(traceContext)));
+    } finally {
+      this.inFlight.delete(delivery.id);
+    }
+  }
+
+  /** Records one attempt and everything it decides, atomically. */
+  private record(deliveryId: string, endpoint: Endpoint, trigger: AttemptTrigger, at: number, result: SendResult, requestId: string): { delivery: Delivery; attempt: Attempt } {
+    const recorded = this.store.transaction(() => {
+      const current = this.store.deliveries.get(deliveryId);
+      if (!current) throw new Error(`delivery ${deliveryId} vanished`);
+      const outcome = this.decide(current, trigger, result);
+      const attempt = this.store.deliveries.recordAttempt(current, {
+        trigger, at, durationMs: round(result.durationMs), ok: result.ok, statusCode: result.statusCode, reason: result.reason, error: result.error, responseBody: result.responseBody,
+      }, outcome);
+      if (trigger === 'manual' && result.ok && current.jobId !== null && this.jobs.get(current.jobId)?.status === 'dead') this.jobs.deleteDead(current.jobId);
+
+      const decision = observeAttempt(this.store.endpointHealth.get(endpoint.id), { ok: result.ok, at, reason: result.reason, statusCode: result.statusCode, error: result.error });
+      this.store.endpointHealth.save(decision.health);
+      if (decision.errorWebhook) {
+        this.notifier.queueErrorWebhook(endpoint.id, errorWebhookBody(endpoint, decision.health.streak, result.statusCode, result.error), requestId);
+      }
+      if (decision.ownerEmail) {
+        this.notifier.queueEmail(endpoint.id, failureEmail(endpoint, endpoint.ownerEmails, decision.ownerEmail, this.options.timeoutMs), requestId);
+      }
+      if (result.statusCode === 410 && this.store.endpoints.disable(endpoint.id, 'the endpoint answered 410 Gone')) {
+        this.logger.warn('endpoint disabled: it answered 410 Gone', { endpoint: endpoint.id });
+        this.notifier.queueEmail(endpoint.id, disabledEmail(endpoint, endpoint.ownerEmails, at), requestId);
+      }
+      const after = this.store.deliveries.get(deliveryId) as Delivery;
+      if (trigger === 'scheduled') {
+        const fresh = this.store.endpoints.get(endpoint.id);
+        if (fresh) this.releaseNextParked(fresh);
+      }
+      return { delivery: after, attempt };
+    });
+    return recorded;
+  }
+
+  private decide(current: Delivery, trigger: AttemptTrigger, result: SendResult): AttemptOutcome {
+    if (result.ok) return { status: 'delivered', scheduleStep: current.scheduleStep + (trigger === 'scheduled' ? 1 : 0), nextAttemptAt: null };
+    if (trigger === 'manual') {
+      // A manual attempt leaves the schedule as it was: a delivery still being retried keeps its next attempt.
+      const live = current.status === 'pending' && result.statusCode !== 410;
+      return { status: live ? 'pending' : 'failed', scheduleStep: current.scheduleStep, nextAttemptAt: live ? current.nextAttemptAt : null };
+    }
+    const step = current.scheduleStep + 1;
+    const delay = result.statusCode === 410 ? null : nextRetryDelay(this.options.retrySchedule, step, result.retryAfterMs);
+    if (delay === null) return { status: 'failed', scheduleStep: step, nextAttemptAt: null };
+    return { status: 'pending', scheduleStep: step, nextAttemptAt: this.clock.now() + delay };
+  }
+}
+
+const round = (ms: number): number => Math.round(ms * 1000) / 1000;

@@ -1,0 +1,96 @@
+import nodemailer, { type Transporter } from 'nodemailer';
+import type { Clock } from '../clock.js';
+import { backoffDelay, type BackoffPolicy } from '../jobs/backoff.js';
+import type { Job, JobScheduler } from '../jobs/queue.js';
+import type { JobResult } from '../jobs/worker.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { HttpSender } from './http-sender.js';
+import type { EmailMessage, ErrorWebhookBody } from './messages.js';
+
+export const ERROR_WEBHOOK_JOB = 'notify.error_webhook';
+export const OWNER_EMAIL_JOB = 'notify.owner_email';
+
+export interface NotifierOptions {
+  errorWebhookUrl: string | null;
+  smtpUrl: string | null;
+  from: string;
+  /** ALERT_EMAIL_TO: copied on every owner email. */
+  alwaysTo: readonly string[];
+  timeoutMs: number;
+  maxAttempts: number;
+  backoff: BackoffPolicy;
+}
+
+/**
+ * Sends the error webhook and owner emails. A notification is queued as a job in the same
+ * transaction as the failure-monitor state that decided it, so a crash neither loses it
+ * (the job survives) nor repeats it (the state says it was decided); the job is retried with
+ * backoff while the SMTP server or the error webhook is unreachable.
+ */
+export class Notifier {
+  private transport: Transporter | null = null;
+
+  constructor(
+    private readonly options: NotifierOptions,
+    private readonly jobs: JobScheduler,
+    private readonly sender: HttpSender,
+    private readonly logger: Logger,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Call inside the transaction that recorded the deciding attempt. */
+  queueErrorWebhook(endpointId: string, body: ErrorWebhookBody, requestId: string | null): void {
+    if (!this.options.errorWebhookUrl) {
+      this.logger.info('error webhook not sent: ERROR_WEBHOOK_URL is not set', { endpoint: endpointId, code: body.code });
+      return;
+    }
+    this.jobs.enqueue({ queue: 'deliveries', kind: ERROR_WEBHOOK_JOB, ref: endpointId, payload: { body }, maxAttempts: this.options.maxAttempts, requestId });
+  }
+
+  /** Call inside the transaction that recorded the deciding attempt. `message.to` are the owners. */
+  queueEmail(endpointId: string, message: EmailMessage, requestId: string | null): void {
+    const to = [...new Set([...message.to, ...this.options.alwaysTo])];
+    if (to.length === 0 || !this.options.smtpUrl) {
+      this.logger.warn('owner email not sent', { endpoint: endpointId, subject: message.subject, why: to.length === 0 ? 'no owner emails and no ALERT_EMAIL_TO' : 'SMTP_URL is not set' });
+      return;
+    }
+    this.jobs.enqueue({ queue: 'deliveries', kind: OWNER_EMAIL_JOB, ref: endpointId, payload: { message: { ...message, to } }, maxAttempts: this.options.maxAttempts, requestId });
+  }
+
+  run = async (job: Job): Promise<JobResult> => {
+    try {
+      if (job.kind === ERROR_WEBHOOK_JOB) await this.postErrorWebhook(job.payload?.body as ErrorWebhookBody);
+      else await this.sendEmail(job.payload?.message as EmailMessage);
+      this.logger.info('notification sent', { kind: job.kind, endpoint: job.ref, attempt: job.attempts });
+      return { outcome: 'done' };
+    } catch (error) {
+      const message = (error as Error).message;
+      if (job.attempts >= job.maxAttempts) {
+        this.logger.error('notification failed; giving up', { kind: job.kind, endpoint: job.ref, attempt: job.attempts, error: message });
+        return { outcome: 'dead', error: message };
+      }
+      const delay = backoffDelay(this.options.backoff, job.attempts);
+      this.logger.warn('notification failed; will retry', { kind: job.kind, endpoint: job.ref, attempt: job.attempts, retry_in_ms: delay, error: message });
+      return { outcome: 'retry', runAt: this.clock.now() + delay, error: message };
+    }
+  };
+
+  private async postErrorWebhook(body: ErrorWebhookBody): Promise<void> {
+    const url = this.options.errorWebhookUrl;
+    if (!url) return;
+    // The operator configured this URL, so the private-destination rule does not apply to it.
+    const result = await this.sender.send({ url, headers: {}, body: JSON.stringify(body), timeoutMs: this.options.timeoutMs, allowPrivate: true });
+    if (!result.ok) throw new Error(`error webhook ${url}: ${result.error ?? 'failed'}`);
+  }
+
+  private async sendEmail(message: EmailMessage): Promise<void> {
+    if (!this.options.smtpUrl) return;
+    this.transport ??= nodemailer.createTransport(this.options.smtpUrl);
+    await this.transport.sendMail({ from: this.options.from, to: message.to, subject: message.subject, text: message.text });
+  }
+
+  close(): void {
+    this.transport?.close();
+    this.transport = null;
+  }
+}

@@ -1,0 +1,87 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '../clock.js';
+import type { InboundEvent } from '../inbound/handlers.js';
+import type { JobScheduler } from '../jobs/queue.js';
+import type { Delivery } from '../store/deliveries.js';
+import type { StoredEvent } from '../store/events.js';
+import type { Store } from '../store/store.js';
+import type { Logger } from '../telemetry/logger.js';
+import { captureTraceContext } from '../telemetry/trace-context.js';
+import { DELIVERY_JOB } from './dispatcher.js';
+import { matchesType } from './subscriptions.js';
+
+/** Events published through POST /api/v1/events are stored under this source. */
+export const API_SOURCE = 'api';
+export const FORWARD_HANDLER = 'outbound.forward';
+
+export const newDeliveryId = (): string => `dlv_${randomUUID().replaceAll('-', '')}`;
+
+export interface PublishResult {
+  duplicate: boolean;
+  event: StoredEvent;
+  deliveries: Delivery[];
+}
+
+/**
+ * Turns an event into one delivery per active endpoint subscribed to its type. Idempotent by
+ * event: a delivery is unique per (event, endpoint), so running this twice for one event (a
+ * handler retried after a crash) creates nothing new.
+ */
+export class Publisher {
+  constructor(
+    private readonly store: Store,
+    private readonly jobs: JobScheduler,
+    private readonly logger: Logger,
+    private readonly clock: Clock,
+    private readonly options: { maxAttempts: number; idempotencyTtlMs: number },
+  ) {}
+
+  /** Creates the deliveries of a stored event; call inside a transaction. */
+  createDeliveries(eventPk: string, type: string, requestId: string | null, traceContext: Record<string, string> | null): number {
+    let created = 0;
+    for (const endpoint of this.store.endpoints.list()) {
+      if (endpoint.disabledAt !== null || !matchesType(endpoint.events, type)) continue;
+      // Behind a paused endpoint, or behind a backlog still draining after a resume, a new
+      // delivery queues up (parked) so the endpoint receives events in order.
+      const parked = endpoint.paused || this.store.deliveries.oldestParked(endpoint.id) !== null;
+      const id = newDeliveryId();
+      if (!this.store.deliveries.insert({ id, eventPk, endpointId: endpoint.id, parked, requestId })) continue;
+      created += 1;
+      if (parked) continue;
+      const jobId = this.jobs.enqueue({ queue: 'deliveries', kind: DELIVERY_JOB, ref: id, maxAttempts: this.options.maxAttempts, requestId, traceContext });
+      this.store.deliveries.setJob(id, jobId, this.clock.now());
+    }
+    return created;
+  }
+
+  /** The built-in '*' handler: forwards every processed inbound event to its subscribers. */
+  forward = (event: InboundEvent): void => {
+    const traceContext = captureTraceContext();
+    const created = this.store.transaction(() => this.createDeliveries(event.id, event.type, event.requestId, traceContext));
+    if (created > 0) this.logger.info('event forwarded to endpoints', { deliveries: created });
+  };
+
+  /** POST /api/v1/events: stores the event and its deliveries together; idempotent by id. */
+  publish(input: { id: string; type: string; data: unknown }, requestId: string): PublishResult {
+    const existing = this.store.events.findByKey(API_SOURCE, input.id);
+    if (existing) return this.result(existing, true);
+    const traceContext = captureTraceContext();
+    const outcome = this.store.transaction(() => {
+      const raced = this.store.events.findByKey(API_SOURCE, input.id);
+      if (raced) return { pk: raced, duplicate: true };
+      const pk = this.store.events.insert({ source: API_SOURCE, eventId: input.id, type: input.type, rawPayload: JSON.stringify(input.data ?? null), requestId }, this.options.idempotencyTtlMs);
+      this.store.events.setStatus(pk, 'processed', 0, null);
+      this.createDeliveries(pk, input.type, requestId, traceContext);
+      return { pk, duplicate: false };
+    });
+    const result = this.result(outcome.pk, outcome.duplicate);
+    if (!outcome.duplicate) this.logger.info('event published', { event_id: input.id, event_type: input.type, stored_as: outcome.pk, deliveries: result.deliveries.length });
+    return result;
+  }
+
+  private result(pk: string, duplicate: boolean): PublishResult {
+    const event = this.store.events.get(pk);
+    if (!event) throw new Error(`event ${pk} vanished`);
+    return { duplicate, event, deliveries: this.store.deliveries.forEvent(pk) };
+  }
+}

@@ -1,0 +1,52 @@
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+
+// Runs in the worker thread: its own connection, checkpointing the WAL into the database file.
+// A checkpoint fsyncs and can take a hundred milliseconds on a slow disk; on the main thread
+// that pause landed on whichever request triggered it (measured: it doubled the cost per
+// commit and set p99), here it only costs a core's idle time.
+const WORKER_SOURCE = `
+const { workerData, parentPort } = require('node:worker_threads');
+const Database = require(workerData.driver);
+const db = new Database(workerData.file);
+db.pragma('busy_timeout = 1000');
+const tick = () => {
+  try { db.pragma('wal_checkpoint(PASSIVE)'); } catch (error) { parentPort.postMessage({ error: String(error && error.message || error) }); }
+};
+const timer = setInterval(tick, workerData.intervalMs);
+parentPort.on('message', (message) => {
+  if (message === 'stop') { clearInterval(timer); tick(); db.close(); process.exit(0); }
+});
+`;
+
+/** Checkpoints the WAL every `intervalMs` on a background thread. */
+export class Checkpointer {
+  private readonly worker: Worker;
+  private readonly exited: Promise<void>;
+  private stopping: Promise<void> | null = null;
+  private lastError: string | null = null;
+
+  constructor(file: string, intervalMs = 1000) {
+    const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { file, driver, intervalMs } });
+    this.worker.on('message', (message: { error?: string }) => { this.lastError = message.error ?? null; });
+    this.worker.on('error', (error) => { this.lastError = error.message; });
+    this.exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker.unref();
+  }
+
+  get error(): string | null {
+    return this.lastError;
+  }
+
+  /** Checkpoints one last time and ends the thread; safe to call more than once. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.worker.postMessage('stop');
+      const timeout = setTimeout(() => void this.worker.terminate(), 5000);
+      await this.exited;
+      clearTimeout(timeout);
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,83 @@
+import { timed, type Db, type QueryTimer } from './db.js';
+import { ensureOutboundSchema } from './outbound-schema.js';
+
+/**
+ * The failure monitor's memory of one endpoint, persisted so that a restart neither forgets
+ * a failure streak or an hour's window (losing a notification) nor forgets that it already
+ * notified (repeating one).
+ */
+export interface EndpointHealth {
+  endpointId: string;
+  /** Consecutive failed attempts; a success resets it. */
+  streak: number;
+  /** The error webhook went out for the current streak. */
+  streakNotified: boolean;
+  /** Start of the hour that began with the first failure; null when no window is open. */
+  windowStart: number | null;
+  windowAttempts: number;
+  windowFailures: number;
+  /** Failure reason → count within the window. */
+  windowReasons: Record<string, number>;
+  windowNotifiedAt: number | null;
+  lastAttemptAt: number | null;
+  lastOk: boolean | null;
+  lastStatus: number | null;
+  lastError: string | null;
+}
+
+interface HealthRow {
+  endpoint_id: string; streak: number; streak_notified: number; window_start: number | null; window_attempts: number;
+  window_failures: number; window_reasons: string; window_notified_at: number | null; last_attempt_at: number | null;
+  last_ok: number | null; last_status: number | null; last_error: string | null;
+}
+
+export const emptyHealth = (endpointId: string): EndpointHealth => ({
+  endpointId, streak: 0, streakNotified: false, windowStart: null, windowAttempts: 0, windowFailures: 0, windowReasons: {},
+  windowNotifiedAt: null, lastAttemptAt: null, lastOk: null, lastStatus: null, lastError: null,
+});
+
+export class EndpointHealthStore {
+  private readonly s;
+
+  constructor(db: Db, private readonly timer: QueryTimer) {
+    ensureOutboundSchema(db);
+    this.s = {
+      get: db.prepare<[string], HealthRow>('SELECT * FROM endpoint_health WHERE endpoint_id = ?'),
+      save: db.prepare(
+        `INSERT INTO endpoint_health (endpoint_id, streak, streak_notified, window_start, window_attempts, window_failures, window_reasons,
+           window_notified_at, last_attempt_at, last_ok, last_status, last_error)
+         VALUES (@endpointId, @streak, @streakNotified, @windowStart, @windowAttempts, @windowFailures, @windowReasons,
+           @windowNotifiedAt, @lastAttemptAt, @lastOk, @lastStatus, @lastError)
+         ON CONFLICT (endpoint_id) DO UPDATE SET streak = excluded.streak, streak_notified = excluded.streak_notified,
+           window_start = excluded.window_start, window_attempts = excluded.window_attempts, window_failures = excluded.window_failures,
+           window_reasons = excluded.window_reasons, window_notified_at = excluded.window_notified_at,
+           last_attempt_at = excluded.last_attempt_at, last_ok = excluded.last_ok, last_status = excluded.last_status, last_error = excluded.last_error`),
+      remove: db.prepare<[string]>('DELETE FROM endpoint_health WHERE endpoint_id = ?'),
+    };
+  }
+
+  get(endpointId: string): EndpointHealth {
+    const row = timed(this.timer, 'endpoint_health_get', () => this.s.get.get(endpointId));
+    if (!row) return emptyHealth(endpointId);
+    return {
+      endpointId, streak: row.streak, streakNotified: row.streak_notified === 1, windowStart: row.window_start,
+      windowAttempts: row.window_attempts, windowFailures: row.window_failures,
+      windowReasons: JSON.parse(row.window_reasons) as Record<string, number>, windowNotifiedAt: row.window_notified_at,
+      lastAttemptAt: row.last_attempt_at, lastOk: row.last_ok === null ? null : row.last_ok === 1, lastStatus: row.last_status, lastError: row.last_error,
+    };
+  }
+
+  /** Call inside the transaction that records the attempt the new state reflects. */
+  save(health: EndpointHealth): void {
+    timed(this.timer, 'endpoint_health_save', () => this.s.save.run({
+      ...health,
+      streakNotified: health.streakNotified ? 1 : 0,
+      windowReasons: JSON.stringify(health.windowReasons),
+      lastOk: health.lastOk === null ? null : health.lastOk ? 1 : 0,
+    }));
+  }
+
+  remove(endpointId: string): void {
+    timed(this.timer, 'endpoint_health_save', () => this.s.remove.run(endpointId));
+  }
+}

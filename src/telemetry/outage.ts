@@ -1,0 +1,87 @@
+/** What an outage reporter tells its sink: the first failure of an outage, then the recovery. */
+export type OutageEvent =
+  | { state: 'down'; backend: string; url: string; error: string }
+  /** Every later failure of the same outage: for debug-level diagnostics, never an error line. */
+  | { state: 'still_down'; backend: string; url: string; error: string; failed_attempts: number }
+  | { state: 'up'; backend: string; url: string; failed_attempts: number; outage_seconds: number };
+
+export type OutageSink = (event: OutageEvent) => void;
+
+/**
+ * Turns a stream of failures and successes of a telemetry backend (Loki, the OTLP collector)
+ * into one report when it goes down and one when it comes back, so a dead backend costs one
+ * log line per outage instead of one per batch or per line.
+ */
+export class OutageReporter {
+  private down = false;
+  private failures = 0;
+  private since = 0;
+
+  constructor(
+    private readonly backend: string,
+    private readonly url: string,
+    private sink: OutageSink,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Where reports go from now on (the logger, once it exists). */
+  reportTo(sink: OutageSink): void {
+    this.sink = sink;
+  }
+
+  get isDown(): boolean {
+    return this.down;
+  }
+
+  failed(error: unknown): void {
+    this.failures += 1;
+    if (this.down) {
+      this.emit({ state: 'still_down', backend: this.backend, url: this.url, error: describe(error), failed_attempts: this.failures });
+      return;
+    }
+    this.down = true;
+    this.since = this.now();
+    this.emit({ state: 'down', backend: this.backend, url: this.url, error: describe(error) });
+  }
+
+  succeeded(): void {
+    if (!this.down) return;
+    this.down = false;
+    const event: OutageEvent = { state: 'up', backend: this.backend, url: this.url, failed_attempts: this.failures, outage_seconds: Math.round((this.now() - this.since) / 100) / 10 };
+    this.failures = 0;
+    this.emit(event);
+  }
+
+  private emit(event: OutageEvent): void {
+    try {
+      this.sink(event);
+    } catch {
+      // A report must never take the reporting path down with it.
+    }
+  }
+}
+
+/** The URL as it may appear in a log line: no credentials, no query. */
+export function displayUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.origin}${parsed.pathname}`;
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code && !error.message.includes(code) ? `${code}: ${error.message}` : error.message;
+  }
+  return String(error);
+}
+
+/** The log messages of outage reports, the same from every backend (the backend is a field). */
+export const OUTAGE_MESSAGES = {
+  down: 'telemetry backend unreachable; its data is dropped until it answers (reported once per outage)',
+  still_down: 'telemetry backend still unreachable',
+  up: 'telemetry backend reachable again',
+} as const;

@@ -1,0 +1,367 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import request from 'supertest';
+import { Webhook } from 'standardwebhooks';
+import { waitFor, type TestService } from './helpers/service.js';
+import { standardEvent, standardHeaders } from './helpers/signing.js';
+import { admin, publish, Receiver, registerEndpoint, settled, startOutboundService, TestClock } from './helpers/outbound-harness.js';
+
+const MINUTE = 60_000;
+
+interface AttemptBody { number: number; trigger: string; ok: boolean; status_code: number | null; reason: string | null; error: string | null; response_body: string | null }
+interface DeliveryBody { id: string; endpoint_id: string; status: string; attempts: number; next_attempt_at: string | null; attempt_log: AttemptBody[]; latest_response: { status_code: number | null; body: string | null } | null }
+
+describe('outbound delivery', () => {
+  const clock = new TestClock();
+  let t: TestService;
+  const receivers: Receiver[] = [];
+  const receiver = async (...args: Parameters<typeof Receiver.start>) => {
+    const r = await Receiver.start(...args);
+    receivers.push(r);
+    return r;
+  };
+
+  before(async () => {
+    t = await startOutboundService({ DELIVERY_TIMEOUT: '300ms' }, clock);
+  });
+  after(async () => {
+    await t.close();
+    for (const r of receivers) await r.close();
+  });
+
+  const delivery = async (id: string): Promise<DeliveryBody> => (await admin(t, 'get', `/api/v1/deliveries/${id}`)).body as DeliveryBody;
+  const waitSettled = (id: string, attempts: number) => waitFor(`delivery ${id} after ${attempts} attempt(s)`, () => settled(t, id, attempts));
+
+  it('rejects bad endpoint definitions with field-level details', async () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ url: 'ftp://example.com/hook', events: ['*'] }, 'url'],
+      [{ url: 'not a url', events: ['*'] }, 'url'],
+      [{ url: 'https://example.com/hook', events: [] }, 'events'],
+      [{ url: 'https://example.com/hook', events: 'order.created' }, 'events'],
+      [{ url: 'https://example.com/hook', events: ['*'], owner_emails: ['nobody'] }, 'owner_emails.0'],
+      [{ url: 'https://example.com/hook', events: ['*'], description: 42 }, 'description'],
+      [{ url: 'https://example.com/hook', events: ['*'], colour: 'blue' }, '(root)'],
+    ];
+    for (const [body, field] of cases) {
+      const res = await admin(t, 'post', '/api/v1/webhooks').send(body);
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.equal(res.body.error, 'invalid_request');
+      const fields = (res.body.details as { field: string }[]).map((d) => d.field);
+      assert.ok(fields.includes(field), `${JSON.stringify(body)} → ${JSON.stringify(res.body.details)}`);
+    }
+    assert.equal((await request(t.url).post('/api/v1/webhooks').send({ url: 'https://example.com', events: ['*'] })).status, 401);
+  });
+
+  it('registers, lists, shows, updates and deletes endpoints; the secret is shown once', async () => {
+    const created = await admin(t, 'post', '/api/v1/webhooks').send({ url: 'https://example.com/a', events: ['order.*'], description: 'orders', owner_emails: ['ops@example.com'] });
+    assert.equal(created.status, 201);
+    assert.match(created.body.id, /^ep_/);
+    assert.match(created.body.secret, /^whsec_[A-Za-z0-9+/=]{40,}$/);
+    const id = created.body.id as string;
+
+    const shown = await admin(t, 'get', `/api/v1/webhooks/${id}`);
+    assert.equal(shown.status, 200);
+    assert.equal(shown.body.secret, undefined, 'the secret is not shown again');
+    assert.deepEqual(shown.body.owner_emails, ['ops@example.com']);
+    const listed = await admin(t, 'get', '/api/v1/webhooks');
+    assert.ok((listed.body.data as { id: string }[]).some((e) => e.id === id));
+
+    const updated = await admin(t, 'patch', `/api/v1/webhooks/${id}`).send({ events: ['order.created', 'invoice.*'], description: 'billing', paused: true });
+    assert.equal(updated.status, 200);
+    assert.deepEqual(updated.body.events, ['order.created', 'invoice.*']);
+    assert.equal(updated.body.paused, true);
+    assert.equal((await admin(t, 'patch', `/api/v1/webhooks/${id}`).send({ url: 'mailto:x@example.com' })).status, 400);
+    assert.equal((await admin(t, 'patch', `/api/v1/webhooks/${id}`).send({})).status, 400);
+
+    assert.equal((await admin(t, 'delete', `/api/v1/webhooks/${id}`)).status, 204);
+    assert.equal((await admin(t, 'get', `/api/v1/webhooks/${id}`)).status, 404);
+    assert.equal((await admin(t, 'delete', `/api/v1/webhooks/${id}`)).status, 404);
+  });
+
+  it('delivers a published event, signed, to every subscribed endpoint, once per event id', async () => {
+    const primary = await receiver();
+    const backup = await receiver();
+    const other = await receiver();
+    await registerEndpoint(t, primary, ['order.placed']);
+    await registerEndpoint(t, backup, ['order.*']);
+    await registerEndpoint(t, other, ['invoice.paid']);
+
+    const published = await publish(t, 'order.placed', { order: 42 }, 'order-42');
+    assert.equal(published.duplicate, false);
+    assert.equal(published.deliveries.length, 2);
+    await waitFor('both delivered', () => primary.requests.length === 1 && backup.requests.length === 1);
+    for (const r of [primary, backup]) {
+      const got = r.requests[0];
+      assert.ok(got);
+      assert.equal(got.verified, true, 'the signature verifies with the standardwebhooks library');
+      assert.equal(got.id, published.id);
+      assert.deepEqual(JSON.parse(got.body), { type: 'order.placed', timestamp: JSON.parse(got.body).timestamp, data: { order: 42 } });
+      assert.match(String(got.headers.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+      assert.ok(got.headers['x-request-id']);
+    }
+    assert.equal(other.requests.length, 0);
+
+    const again = await publish(t, 'order.placed', { order: 42 }, 'order-42');
+    assert.equal(again.duplicate, true);
+    assert.equal(again.id, published.id);
+    await waitFor('all deliveries done', () => published.deliveries.every((d) => t.service.store.deliveries.get(d.id)?.status === 'delivered'));
+    assert.equal(primary.requests.length, 1, 'publishing the same id again sends nothing new');
+
+    const event = await admin(t, 'get', `/api/v1/events/${published.id}`);
+    assert.equal(event.status, 200);
+    const deliveries = event.body.deliveries as DeliveryBody[];
+    assert.equal(deliveries.length, 2);
+    for (const d of deliveries) {
+      assert.equal(d.status, 'delivered');
+      assert.equal(d.attempt_log.length, 1);
+      assert.equal(d.attempt_log[0]?.trigger, 'scheduled');
+      assert.equal(d.latest_response?.status_code, 200);
+      assert.equal(d.latest_response?.body, 'ok');
+    }
+
+    const lines = t.logs.find('delivery attempt').filter((line) => line.event_id === 'order-42');
+    assert.equal(lines.length, 2, 'one log line per attempt');
+    for (const line of lines) {
+      for (const field of ['request_id', 'endpoint', 'delivery_id', 'event_id', 'event_type']) assert.ok(line[field], `log line has ${field}`);
+      assert.equal(line.level, 'info');
+    }
+  });
+
+  it('rejects bad publish requests', async () => {
+    assert.equal((await admin(t, 'post', '/api/v1/events').send({ data: {} })).status, 400);
+    assert.equal((await admin(t, 'post', '/api/v1/events').send({ type: 'a.b' })).status, 400);
+    assert.equal((await admin(t, 'post', '/api/v1/events').send({ type: 'a b', data: 1 })).status, 400);
+  });
+
+  it('forwards processed inbound events to subscribed endpoints', async () => {
+    const r = await receiver();
+    await registerEndpoint(t, r, ['user.*']);
+    const { id, body } = standardEvent('user.created');
+    const res = await request(t.url).post('/webhooks/demo').set(standardHeaders(id, body)).send(body);
+    assert.equal(res.status, 202);
+    await waitFor('forwarded', () => r.requests.length === 1);
+    assert.equal(r.requests[0]?.verified, true);
+    assert.deepEqual(JSON.parse(r.requests[0]?.body ?? '{}').data, JSON.parse(body));
+    const again = await request(t.url).post('/webhooks/demo').set(standardHeaders(id, body)).send(body);
+    assert.equal(again.status, 200, 'a redelivery is a duplicate');
+    const shown = await waitFor('event detail shows the delivery', async () => {
+      const detail = await admin(t, 'get', `/api/v1/events/${res.body.id as string}`);
+      const list = detail.body.deliveries as DeliveryBody[];
+      return list.length === 1 && list[0]?.status === 'delivered' ? list : undefined;
+    });
+    assert.equal(shown.length, 1);
+    assert.equal(r.requests.length, 1);
+  });
+
+  it('retries on the schedule (2 minutes apart by default) until a 2xx, moved by a test clock', async () => {
+    const r = await receiver((req) => (req.previous < 2 ? { status: 500, body: 'database unavailable' } : { status: 200, body: 'finally' }));
+    const ep = await registerEndpoint(t, r, ['flaky.thing']);
+    const published = await publish(t, 'flaky.thing', { n: 1 });
+    const id = published.deliveries[0]?.id ?? '';
+
+    await waitSettled(id, 1);
+    let d = await delivery(id);
+    assert.equal(d.status, 'pending');
+    assert.equal(d.next_attempt_at, new Date(clock.now() + 2 * MINUTE).toISOString());
+    assert.equal(r.requests.length, 1);
+    const job = t.service.jobs.get(t.service.store.deliveries.get(id)?.jobId ?? 0);
+    assert.equal(job?.runAt, clock.now() + 2 * MINUTE, 'not due before two minutes have passed');
+
+    clock.advance(2 * MINUTE);
+    await waitSettled(id, 2);
+    assert.equal(r.requests.length, 2);
+    clock.advance(2 * MINUTE);
+    await waitSettled(id, 3);
+    d = await delivery(id);
+    assert.equal(d.status, 'delivered');
+    assert.deepEqual(d.attempt_log.map((a) => [a.number, a.status_code, a.reason]), [[1, 500, 'http_5xx'], [2, 500, 'http_5xx'], [3, 200, null]]);
+    assert.equal(d.attempt_log[0]?.response_body, 'database unavailable');
+    assert.ok(r.requests.every((req) => req.verified && req.id === published.id), 'the same webhook-id on every attempt');
+
+    const list = await admin(t, 'get', `/api/v1/webhooks/${ep.id}/deliveries?status=delivered`);
+    assert.deepEqual((list.body.data as { id: string }[]).map((x) => x.id), [id]);
+    assert.deepEqual((await admin(t, 'get', `/api/v1/webhooks/${ep.id}/deliveries?status=failed`)).body.data, []);
+    assert.equal((await admin(t, 'get', `/api/v1/webhooks/${ep.id}/deliveries?status=lost`)).status, 400);
+
+    const metrics = (await request(t.url).get('/metrics')).text;
+    assert.match(metrics, new RegExp(`webhook_deliveries_total\\{endpoint="${ep.id}"\\} 3`));
+    assert.match(metrics, new RegExp(`webhook_delivery_retries_total\\{endpoint="${ep.id}"\\} 2`));
+    assert.match(metrics, new RegExp(`webhook_delivery_failures_total\\{endpoint="${ep.id}",reason="http_5xx"\\} 2`));
+    assert.match(metrics, new RegExp(`webhook_delivery_failures_total\\{endpoint="${ep.id}",reason="timeout"\\} 0`));
+    assert.match(metrics, new RegExp(`webhook_endpoint_up\\{endpoint="${ep.id}"\\} 1`));
+  });
+
+  it('gives up after the schedule, dead-letters the delivery, and a manual retry or recover sends it again', async () => {
+    let healthy = false;
+    const r = await receiver(() => (healthy ? { status: 204 } : { status: 503, body: 'down' }));
+    const ep = await registerEndpoint(t, r, ['doomed.thing']);
+    const first = (await publish(t, 'doomed.thing', { n: 1 })).deliveries[0]?.id ?? '';
+    const second = (await publish(t, 'doomed.thing', { n: 2 })).deliveries[0]?.id ?? '';
+    for (let attempt = 1; attempt <= 4; attempt++) {
+      await waitSettled(first, attempt);
+      await waitSettled(second, attempt);
+      if (attempt < 4) clock.advance(2 * MINUTE);
+    }
+    for (const id of [first, second]) {
+      const d = await delivery(id);
+      assert.equal(d.status, 'failed');
+      assert.equal(d.attempts, 4, 'the first attempt and three retries');
+    }
+    const dead = (await admin(t, 'get', '/api/v1/dead-letters?queue=deliveries')).body.data as { kind: string; delivery?: { id: string } }[];
+    assert.ok(dead.some((job) => job.kind === 'delivery.send' && job.delivery?.id === first));
+
+    healthy = true;
+    const retried = await admin(t, 'post', `/api/v1/deliveries/${first}/retry`);
+    assert.equal(retried.status, 200);
+    assert.equal(retried.body.attempt.trigger, 'manual');
+    assert.equal(retried.body.attempt.ok, true);
+    assert.equal(retried.body.delivery.status, 'delivered');
+    const deadAfter = (await admin(t, 'get', '/api/v1/dead-letters?queue=deliveries')).body.data as { delivery?: { id: string } }[];
+    assert.ok(!deadAfter.some((job) => job.delivery?.id === first), 'a delivered delivery leaves the dead-letter queue');
+    assert.equal((await admin(t, 'post', '/api/v1/deliveries/dlv_nope/retry')).status, 404);
+
+    const recovered = await admin(t, 'post', `/api/v1/webhooks/${ep.id}/recover`).send({ since: new Date(clock.now() - 60 * MINUTE).toISOString() });
+    assert.equal(recovered.status, 202);
+    assert.equal(recovered.body.requeued, 1);
+    await waitFor('recovered delivery delivered', () => t.service.store.deliveries.get(second)?.status === 'delivered');
+    const d = await delivery(second);
+    assert.equal(d.attempts, 5);
+    assert.equal(d.attempt_log.at(-1)?.trigger, 'scheduled');
+    assert.equal((await admin(t, 'post', `/api/v1/webhooks/${ep.id}/recover`).send({ since: 'yesterday' })).status, 400);
+  });
+
+  it('records a timeout when the endpoint hangs past DELIVERY_TIMEOUT', async () => {
+    const r = await receiver(() => 'hang');
+    await registerEndpoint(t, r, ['slow.thing']);
+    const id = (await publish(t, 'slow.thing', {})).deliveries[0]?.id ?? '';
+    await waitSettled(id, 1);
+    const d = await delivery(id);
+    assert.equal(d.attempt_log[0]?.reason, 'timeout');
+    assert.equal(d.attempt_log[0]?.status_code, null);
+    assert.equal(d.status, 'pending');
+  });
+
+  it('records a connection error and honours Retry-After on 429 within bounds', async () => {
+    const closed = await receiver();
+    const url = closed.url;
+    await closed.close();
+    const created = await admin(t, 'post', '/api/v1/webhooks').send({ url, events: ['nowhere.thing'] });
+    const id = (await publish(t, 'nowhere.thing', {})).deliveries[0]?.id ?? '';
+    await waitSettled(id, 1);
+    assert.equal((await delivery(id)).attempt_log[0]?.reason, 'connection');
+    assert.equal((await admin(t, 'delete', `/api/v1/webhooks/${created.body.id as string}`)).status, 204);
+    assert.equal(t.service.store.deliveries.get(id)?.status, 'cancelled');
+
+    const limited = await receiver((req) => req.previous === 0
+      ? { status: 429, headers: { 'retry-after': '600' } }
+      : req.previous === 1 ? { status: 429, headers: { 'retry-after': '86400' } } : { status: 200 });
+    await registerEndpoint(t, limited, ['busy.thing']);
+    const busy = (await publish(t, 'busy.thing', {})).deliveries[0]?.id ?? '';
+    await waitSettled(busy, 1);
+    assert.equal((await delivery(busy)).next_attempt_at, new Date(clock.now() + 10 * MINUTE).toISOString(), 'Retry-After: 600 beats the 2-minute schedule');
+    clock.advance(10 * MINUTE);
+    await waitSettled(busy, 2);
+    assert.equal((await delivery(busy)).next_attempt_at, new Date(clock.now() + 60 * MINUTE).toISOString(), 'a day is capped at an hour');
+    clock.advance(60 * MINUTE);
+    await waitSettled(busy, 3);
+    assert.equal((await delivery(busy)).status, 'delivered');
+  });
+
+  it('keeps deliveries of a paused endpoint queued and sends them in order on resume', async () => {
+    const r = await receiver();
+    const ep = await registerEndpoint(t, r, ['queue.thing']);
+    assert.equal((await admin(t, 'patch', `/api/v1/webhooks/${ep.id}`).send({ paused: true })).status, 200);
+    const ids: string[] = [];
+    for (let i = 0; i < 8; i++) ids.push((await publish(t, 'queue.thing', { i })).id);
+    const pending = await admin(t, 'get', `/api/v1/webhooks/${ep.id}/deliveries?status=pending`);
+    assert.equal(pending.body.data.length, 8);
+    assert.ok((pending.body.data as { parked: boolean }[]).every((d) => d.parked));
+    assert.equal(r.requests.length, 0);
+
+    assert.equal((await admin(t, 'patch', `/api/v1/webhooks/${ep.id}`).send({ paused: false })).status, 200);
+    ids.push((await publish(t, 'queue.thing', { i: 8 })).id);
+    await waitFor('all sent after resume', () => r.requests.length === 9);
+    assert.deepEqual(r.requests.map((req) => req.id), ids, 'in the order they were published');
+  });
+
+  it('signs with both secrets for 24 hours after a rotation', async () => {
+    const r = await receiver();
+    const ep = await registerEndpoint(t, r, ['rotate.thing']);
+    const rotated = await admin(t, 'post', `/api/v1/webhooks/${ep.id}/rotate-secret`);
+    assert.equal(rotated.status, 200);
+    const next = rotated.body.secret as string;
+    assert.notEqual(next, ep.secret);
+    await publish(t, 'rotate.thing', {});
+    await waitFor('delivered', () => r.requests.length === 1);
+    const got = r.requests[0];
+    assert.ok(got);
+    for (const secret of [ep.secret, next]) {
+      assert.doesNotThrow(() => new Webhook(secret).verify(got.body, got.headers as Record<string, string>));
+    }
+    clock.advance(24 * 60 * MINUTE + 1);
+    await publish(t, 'rotate.thing', {});
+    await waitFor('delivered again', () => r.requests.length === 2);
+    const later = r.requests[1];
+    assert.ok(later);
+    assert.doesNotThrow(() => new Webhook(next).verify(later.body, later.headers as Record<string, string>));
+    assert.throws(() => new Webhook(ep.secret).verify(later.body, later.headers as Record<string, string>));
+  });
+
+  it('sends a signed test event on request and returns the result', async () => {
+    const r = await receiver(() => ({ status: 202, body: 'thanks' }));
+    const ep = await registerEndpoint(t, r, ['never.sent']);
+    const res = await admin(t, 'post', `/api/v1/webhooks/${ep.id}/test`);
+    assert.equal(res.status, 200);
+    assert.equal(res.body.ok, true);
+    assert.equal(res.body.status_code, 202);
+    assert.equal(res.body.response_body, 'thanks');
+    assert.equal(r.requests[0]?.verified, true);
+    assert.equal(JSON.parse(r.requests[0]?.body ?? '{}').type, 'webhook.test');
+  });
+});
+
+describe('outbound destinations', () => {
+  it('refuses private and loopback destinations, checked on the resolved address, unless allowed', async () => {
+    const r = await Receiver.start();
+    const t = await startOutboundService({ ALLOW_PRIVATE_DESTINATIONS: 'false' });
+    try {
+      const literal = await admin(t, 'post', '/api/v1/webhooks').send({ url: r.url, events: ['*'] });
+      assert.equal(literal.status, 400);
+      assert.equal(literal.body.details[0].field, 'url');
+
+      // A name, so registration cannot tell; the connection's lookup refuses what it resolves to.
+      const named = await admin(t, 'post', '/api/v1/webhooks').send({ url: `http://localhost:${r.port}/hook`, events: ['*'] });
+      assert.equal(named.status, 201);
+      const id = (await publish(t, 'ssrf.thing', {})).deliveries[0]?.id ?? '';
+      await waitFor('attempt recorded', () => (t.service.store.deliveries.get(id)?.attempts ?? 0) >= 1);
+      const attempt = t.service.store.deliveries.attempts(id)[0];
+      assert.equal(attempt?.reason, 'connection');
+      assert.match(attempt?.error ?? '', /refused to connect to localhost/);
+      const test = await admin(t, 'post', `/api/v1/webhooks/${named.body.id as string}/test`);
+      assert.equal(test.body.ok, false);
+      assert.equal(r.requests.length, 0, 'nothing reached the loopback receiver');
+    } finally {
+      await t.close();
+      await r.close();
+    }
+  });
+
+  it('does not follow redirects', async () => {
+    const target = await Receiver.start();
+    const r = await Receiver.start(() => ({ status: 307, headers: { location: target.url } }));
+    const t = await startOutboundService();
+    try {
+      await registerEndpoint(t, r, ['*']);
+      const id = (await publish(t, 'moved.thing', {})).deliveries[0]?.id ?? '';
+      await waitFor('attempt recorded', () => (t.service.store.deliveries.get(id)?.attempts ?? 0) >= 1);
+      const attempt = t.service.store.deliveries.attempts(id)[0];
+      assert.equal(attempt?.statusCode, 307);
+      assert.match(attempt?.error ?? '', /not followed/);
+      assert.equal(target.requests.length, 0);
+    } finally {
+      await t.close();
+      await r.close();
+      await target.close();
+    }
+  });
+});

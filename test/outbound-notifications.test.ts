@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser';
+import { SMTPServer } from 'smtp-server';
+import { tempDir, waitFor, type TestService } from './helpers/service.js';
+import { admin, publish, Receiver, registerEndpoint, startOutboundService, TestClock, type EndpointBody } from './helpers/outbound-harness.js';
+
+/** A real SMTP server on 127.0.0.1 that parses what it receives. */
+async function startSmtp(): Promise<{ mails: ParsedMail[]; url: string; close(): Promise<void> }> {
+  const mails: ParsedMail[] = [];
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onData(stream, _session, callback) {
+      simpleParser(stream).then((mail) => { mails.push(mail); callback(); }, (error: Error) => callback(error));
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.server.address() as AddressInfo;
+  return { mails, url: `smtp://127.0.0.1:${port}`, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+const recipients = (mail: ParsedMail): string[] =>
+  ([] as AddressObject[]).concat(mail.to ?? []).flatMap((to) => to.value.map((a) => a.address ?? '')).sort();
+
+describe('telling people about failing endpoints', () => {
+  const clock = new TestClock();
+  const dataDir = tempDir('hookwatch-outbound-notify-');
+  let smtp: Awaited<ReturnType<typeof startSmtp>>;
+  let errorHook: Receiver;
+  let endpoint: Receiver;
+  let t: TestService;
+
+  const start = () => startOutboundService({
+    DATA_DIR: dataDir,
+    RETRY_SCHEDULE: 'none',
+    DELIVERY_CONCURRENCY: '1',
+    SMTP_URL: smtp.url,
+    ALERT_EMAIL_FROM: 'hookwatch@example.com',
+    ALERT_EMAIL_TO: 'oncall@example.com',
+    ERROR_WEBHOOK_URL: errorHook.url,
+  }, clock);
+
+  before(async () => {
+    smtp = await startSmtp();
+    errorHook = await Receiver.start(() => ({ status: 200 }), '/errors');
+    // Fails with the status the event asks for; 200 otherwise.
+    endpoint = await Receiver.start((req) => {
+      const data = (JSON.parse(req.body) as { data: { status?: number } }).data;
+      return { status: data.status ?? 200, body: data.status ? `failing with ${data.status}` : 'ok' };
+    });
+    t = await start();
+  });
+  after(async () => {
+    await t.close();
+    await endpoint.close();
+    await errorHook.close();
+    await smtp.close();
+  });
+
+  /** Publishes one event to `type` and waits until its attempt and any notification it caused are done. */
+  async function attempt(type: string, status: number | undefined): Promise<void> {
+    const published = await publish(t, type, status ? { status } : {});
+    const id = published.deliveries[0]?.id ?? '';
+    await waitFor(`attempt of ${type}`, () => (t.service.store.deliveries.get(id)?.attempts ?? 0) === 1 && t.service.jobs.pendingCount('deliveries') === 0);
+  }
+
+  const mailsFor = (ep: EndpointBody) => smtp.mails.filter((mail) => mail.text?.includes(ep.id));
+  const hooksFor = (ep: EndpointBody) => errorHook.requests.filter((r) => (JSON.parse(r.body) as { message: string }).message.includes(ep.id));
+
+  let six: EndpointBody;
+  let streaky: EndpointBody;
+
+  it('sends nothing for exactly 5 failures out of 5, and one email at 6 out of 6', async () => {
+    const ep = await registerEndpoint(t, endpoint, ['six.*'], { owner_emails: ['owner@example.com', 'second@example.com'] });
+    six = ep;
+    for (let i = 0; i < 5; i++) await attempt('six.thing', 500);
+    assert.equal(mailsFor(ep).length, 0, '5 of 5 does not fire');
+
+    await attempt('six.thing', 500);
+    const mails = await waitFor('the owner email', () => (mailsFor(ep).length === 1 ? mailsFor(ep) : undefined));
+    const mail = mails[0];
+    assert.ok(mail);
+    assert.deepEqual(recipients(mail), ['oncall@example.com', 'owner@example.com', 'second@example.com']);
+    assert.match(mail.subject ?? '', /failing/);
+    const text = mail.text ?? '';
+    assert.ok(text.includes(endpoint.url), 'names the endpoint URL');
+    assert.match(text, /6 failed attempts out of 6/);
+    assert.match(text, new RegExp(`Period: +${new Date(clock.now()).toISOString()} to ${new Date(clock.now()).toISOString()}`));
+    assert.match(text, /server error \(HTTP 5xx\): 6/);
+    assert.match(text, /logs.*database connections.*recent deployments/);
+
+    for (let i = 0; i < 4; i++) await attempt('six.thing', 500);
+    assert.equal(mailsFor(ep).length, 1, 'one email per window, not one per failure');
+  });
+
+  it('sends one email for 51 failures at a 60 % failure rate, naming the most common reasons', async () => {
+    const ep = await registerEndpoint(t, endpoint, ['volume.*'], { owner_emails: ['volume@example.com'] });
+    // F F F S S repeated: 60 % failures; two in three failures are 500s, one a 404.
+    let failures = 0;
+    for (let i = 0; failures < 51; i++) {
+      const fails = i % 5 < 3;
+      if (fails) failures += 1;
+      if (failures === 51 && fails) assert.equal(mailsFor(ep).length, 0, 'nothing before the 51st failure');
+      await attempt('volume.thing', fails ? (failures % 3 === 0 ? 404 : 500) : undefined);
+    }
+    const mails = mailsFor(ep);
+    assert.equal(mails.length, 1);
+    const text = mails[0]?.text ?? '';
+    assert.match(text, /51 failed attempts out of 83 \(61\.4 %\)/);
+    const fivexx = text.indexOf('server error (HTTP 5xx): 34');
+    const fourxx = text.indexOf('rejected (HTTP 4xx or an unfollowed redirect): 17');
+    assert.ok(fivexx > 0 && fourxx > fivexx, 'reasons, most common first');
+    assert.match(text, /signature verification uses the current signing secret/);
+    assert.deepEqual(recipients(mails[0] as ParsedMail), ['oncall@example.com', 'volume@example.com']);
+  });
+
+  it('POSTs to the error webhook after 3 consecutive failures, once per streak', async () => {
+    const ep = await registerEndpoint(t, endpoint, ['streak.*']);
+    streaky = ep;
+    await attempt('streak.thing', 502);
+    await attempt('streak.thing', 502);
+    assert.equal(hooksFor(ep).length, 0);
+    await attempt('streak.thing', 503);
+    assert.equal(hooksFor(ep).length, 1);
+    const body = JSON.parse(hooksFor(ep)[0]?.body ?? '{}') as { code: number; endpoint: string; message: string };
+    assert.equal(body.code, 503);
+    assert.equal(body.endpoint, endpoint.url);
+    assert.match(body.message, /3 consecutive delivery attempts/);
+    await attempt('streak.thing', 500);
+    assert.equal(hooksFor(ep).length, 1, 'once per streak');
+
+    await attempt('streak.thing', undefined);
+    await attempt('streak.thing', 500);
+    await attempt('streak.thing', 500);
+    assert.equal(hooksFor(ep).length, 1, 'a success ended the streak');
+  });
+
+  it('keeps the monitor state across a restart: nothing lost, nothing repeated', async () => {
+    await t.close();
+    t = await start();
+    // six's window already notified: another failure must not send a second email.
+    await attempt('six.thing', 500);
+    assert.equal(mailsFor(six).length, 1);
+    // streaky had 2 failures in its new streak before the restart: the third fires.
+    await attempt('streak.thing', 500);
+    assert.equal(hooksFor(streaky).length, 2);
+    const body = JSON.parse(hooksFor(streaky)[1]?.body ?? '{}') as { code: number };
+    assert.equal(body.code, 500);
+  });
+
+  it('disables an endpoint that answers 410 and tells its owners', async () => {
+    const ep = await registerEndpoint(t, endpoint, ['gone.*'], { owner_emails: ['gone@example.com'] });
+    await attempt('gone.thing', 410);
+    const shown = await admin(t, 'get', `/api/v1/webhooks/${ep.id}`);
+    assert.equal(shown.body.disabled, true);
+    assert.match(shown.body.disabled_reason as string, /410/);
+    const mail = await waitFor('disabled email', () => mailsFor(ep)[0]);
+    assert.match(mail.subject ?? '', /disabled \(410 Gone\)/);
+    assert.deepEqual(recipients(mail), ['gone@example.com', 'oncall@example.com']);
+    const next = await publish(t, 'gone.thing', {});
+    assert.equal(next.deliveries.length, 0, 'a disabled endpoint receives nothing');
+
+    const enabled = await admin(t, 'patch', `/api/v1/webhooks/${ep.id}`).send({ disabled: false });
+    assert.equal(enabled.body.disabled, false);
+    await attempt('gone.thing', undefined);
+  });
+});

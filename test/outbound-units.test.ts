@@ -1,0 +1,140 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { isPrivateAddress } from '../src/outbound/destination-guard.js';
+import { observeAttempt, windowFires, WINDOW_MS } from '../src/outbound/failure-monitor.js';
+import { parseRetryAfter, statusReason } from '../src/outbound/http-sender.js';
+import { MAX_RETRY_AFTER_MS, nextRetryDelay, parseRetrySchedule } from '../src/outbound/retry-schedule.js';
+import { errorWebhookBody, failureEmail } from '../src/outbound/messages.js';
+import { matchesType } from '../src/outbound/subscriptions.js';
+import type { Endpoint } from '../src/store/endpoints.js';
+import { emptyHealth, type EndpointHealth } from '../src/store/endpoint-health.js';
+
+describe('retry schedule', () => {
+  it('parses lists and the exponential form, and rejects nonsense', () => {
+    assert.deepEqual(parseRetrySchedule('2m,2m,2m'), [120_000, 120_000, 120_000]);
+    assert.deepEqual(parseRetrySchedule('exp:30s*2x5'), [30_000, 60_000, 120_000, 240_000, 480_000]);
+    assert.deepEqual(parseRetrySchedule('none'), []);
+    assert.throws(() => parseRetrySchedule('2m,soon'));
+    assert.throws(() => parseRetrySchedule('8d'));
+  });
+
+  it('gives the delay before each retry, then null', () => {
+    const schedule = [120_000, 120_000, 120_000];
+    assert.equal(nextRetryDelay(schedule, 1, null), 120_000);
+    assert.equal(nextRetryDelay(schedule, 3, null), 120_000);
+    assert.equal(nextRetryDelay(schedule, 4, null), null);
+  });
+
+  it('honours Retry-After within bounds: never sooner than the schedule, never past the cap', () => {
+    const schedule = [120_000];
+    assert.equal(nextRetryDelay(schedule, 1, 600_000), 600_000);
+    assert.equal(nextRetryDelay(schedule, 1, 5_000), 120_000);
+    assert.equal(nextRetryDelay(schedule, 1, 10 * 3_600_000), MAX_RETRY_AFTER_MS);
+    assert.equal(nextRetryDelay(schedule, 2, 600_000), null, 'Retry-After adds no retries');
+  });
+
+  it('reads Retry-After as seconds or as an HTTP date', () => {
+    assert.equal(parseRetryAfter('120', 0), 120_000);
+    assert.equal(parseRetryAfter(new Date(60_000).toUTCString(), 0), 60_000);
+    assert.equal(parseRetryAfter('soon', 0), null);
+    assert.equal(parseRetryAfter(undefined, 0), null);
+  });
+});
+
+describe('failure classification and destinations', () => {
+  it('classifies statuses', () => {
+    assert.equal(statusReason(200), null);
+    assert.equal(statusReason(204), null);
+    assert.equal(statusReason(301), 'http_4xx');
+    assert.equal(statusReason(404), 'http_4xx');
+    assert.equal(statusReason(503), 'http_5xx');
+  });
+
+  it('knows private, loopback and link-local addresses', () => {
+    for (const address of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '169.254.169.254', '0.0.0.0', '100.64.0.1', '::1', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '::ffff:10.0.0.1']) {
+      assert.equal(isPrivateAddress(address), true, address);
+    }
+    for (const address of ['93.184.216.34', '8.8.8.8', '2606:4700:4700::1111', '172.32.0.1']) {
+      assert.equal(isPrivateAddress(address), false, address);
+    }
+  });
+
+  it('matches event type patterns', () => {
+    assert.equal(matchesType(['*'], 'a.b'), true);
+    assert.equal(matchesType(['invoice.*'], 'invoice.paid'), true);
+    assert.equal(matchesType(['invoice.*'], 'invoices.paid'), false);
+    assert.equal(matchesType(['order.created'], 'order.created'), true);
+    assert.equal(matchesType(['order.created'], 'order.updated'), false);
+  });
+});
+
+describe('failure monitor rules', () => {
+  const run = (outcomes: boolean[], start = 0, initial: EndpointHealth = emptyHealth('ep')) => {
+    let health = initial;
+    let emails = 0;
+    let webhooks = 0;
+    outcomes.forEach((ok, i) => {
+      const decision = observeAttempt(health, { ok, at: start + i * 1000, reason: ok ? null : 'http_5xx', statusCode: ok ? 200 : 500, error: ok ? null : 'HTTP 500' });
+      health = decision.health;
+      if (decision.ownerEmail) emails += 1;
+      if (decision.errorWebhook) webhooks += 1;
+    });
+    return { health, emails, webhooks };
+  };
+
+  it('counts whole attempts: 5 of 5 sends nothing, 6 of 6 sends one, 50 never by volume, 51 does', () => {
+    assert.equal(windowFires(5, 5), false);
+    assert.equal(windowFires(6, 6), true);
+    assert.equal(windowFires(100, 50), false);
+    assert.equal(windowFires(85, 51), true);
+    assert.equal(run(Array(5).fill(false)).emails, 0);
+    assert.equal(run(Array(6).fill(false)).emails, 1);
+    assert.equal(run(Array(40).fill(false)).emails, 1, 'one email per window');
+  });
+
+  it('sends one email for 51 failures at a 60 % failure rate, at the 51st failure', () => {
+    const pattern = Array.from({ length: 85 }, (_, i) => i % 5 >= 3);
+    assert.equal(run(pattern.slice(0, 82)).emails, 0);
+    const { emails, health } = run(pattern);
+    assert.equal(emails, 1);
+    assert.equal(health.windowFailures, 51);
+  });
+
+  it('starts the window at the first failure and opens a new one after an hour', () => {
+    const first = run([true, true, false], 0);
+    assert.equal(first.health.windowStart, 2000);
+    assert.equal(first.health.windowAttempts, 1);
+    const later = run([false], 2000 + WINDOW_MS, first.health);
+    assert.equal(later.health.windowStart, 2000 + WINDOW_MS);
+    assert.equal(later.health.windowAttempts, 1);
+  });
+
+  it('fires the error webhook at the third consecutive failure, once per streak', () => {
+    assert.equal(run([false, false]).webhooks, 0);
+    assert.equal(run([false, false, false, false, false]).webhooks, 1);
+    assert.equal(run([false, false, false, true, false, false, false]).webhooks, 2);
+    assert.equal(run([false, false, true, false, false]).webhooks, 0);
+  });
+});
+
+describe('notification texts', () => {
+  const endpoint: Endpoint = {
+    id: 'ep_1', url: 'https://hooks.example.com/in', description: 'orders', events: ['*'], ownerEmails: ['a@example.com'],
+    secret: 'whsec_x', previousSecret: null, previousSecretExpiresAt: null, paused: false, disabledAt: null, disabledReason: null, createdAt: 0, updatedAt: 0,
+  };
+
+  it('gives the error webhook code 0 when there was no status', () => {
+    assert.deepEqual(errorWebhookBody(endpoint, 3, null, 'ECONNREFUSED: connect refused'), {
+      code: 0, endpoint: 'https://hooks.example.com/in', message: '3 consecutive delivery attempts to endpoint ep_1 failed; last: ECONNREFUSED: connect refused',
+    });
+    assert.equal(errorWebhookBody(endpoint, 3, 502, 'HTTP 502').code, 502);
+  });
+
+  it('recommends an action for each failure reason it names', () => {
+    const mail = failureEmail(endpoint, ['a@example.com'], { start: 0, end: 60_000, attempts: 9, failures: 9, reasons: { timeout: 5, connection: 3, http_5xx: 1 } }, 30_000);
+    assert.match(mail.text, /timed out: 5[\s\S]*connection failed.*: 3[\s\S]*server error \(HTTP 5xx\): 1/);
+    assert.match(mail.text, /waits 30s for an answer.*background job/);
+    assert.match(mail.text, /reachable from the internet.*TLS certificate.*capacity/);
+    assert.match(mail.text, /Period: +1970-01-01T00:00:00.000Z to 1970-01-01T00:01:00.000Z/);
+  });
+});
