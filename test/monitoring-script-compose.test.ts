@@ -1,0 +1,69 @@
+// scripts/monitoring.sh in compose mode, without a Docker engine: a `docker` shim on PATH answers
+// `docker info` and `docker compose version` and records every other call, so the test sees the
+// exact docker compose commands the script issues, and nothing real is started or deleted.
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { describeRun, REPO, run, SCRIPT } from './helpers/script-harness.js';
+
+describe('scripts/monitoring.sh: compose mode (docker shim)', () => {
+  let dir = '';
+  let log = '';
+  let env: NodeJS.ProcessEnv = {};
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'hookwatch-monitoring-compose-'));
+    log = join(dir, 'docker.log');
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    // A POSIX sh shim: `info` and `compose version` succeed, every call is logged.
+    const shim = join(bin, 'docker');
+    writeFileSync(shim, [
+      '#!/bin/sh',
+      'printf "%s\\n" "$*" >> "$DOCKER_SHIM_LOG"',
+      'if [ "$1" = compose ] && [ "$2" = version ]; then echo "Docker Compose version v2.29.0 (shim)"; fi',
+      'exit 0',
+      '',
+    ].join('\n'));
+    chmodSync(shim, 0o755);
+    const base: NodeJS.ProcessEnv = { ...process.env };
+    for (const key of Object.keys(base)) if (key.startsWith('MONITORING_')) delete base[key];
+    env = { ...base, PATH: `${bin}:${process.env.PATH ?? ''}`, DOCKER_SHIM_LOG: log, MONITORING_STATE_DIR: join(dir, 'state') };
+  });
+
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const calls = (): string[] => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : []);
+
+  it('is chosen when a Docker engine answers, and reset runs docker compose down --volumes', async () => {
+    const result = await run(SCRIPT, ['reset', '--yes'], { env });
+    assert.equal(result.code, 0, describeRun(result));
+    assert.match(result.stdout, /reset \(compose mode\)/);
+    const compose = `compose --project-directory ${REPO} -f ${REPO}/docker-compose.yml --env-file ${REPO}/.env`;
+    assert.ok(calls().includes(`${compose} down --volumes --remove-orphans`), calls().join('\n'));
+  });
+
+  it('urls lists Grafana with every dashboard, Loki, Jaeger and the mail catcher', async () => {
+    const result = await run(SCRIPT, ['urls'], { env });
+    assert.equal(result.code, 0, describeRun(result));
+    assert.match(result.stdout, /URLs \(compose mode\)/);
+    assert.match(result.stdout, /Grafana +http:\/\/127\.0\.0\.1:3001/);
+    for (const uid of ['hookwatch-overview', 'hookwatch-performance', 'hookwatch-events', 'hookwatch-deliveries']) {
+      assert.match(result.stdout, new RegExp(`/d/${uid}`), uid);
+    }
+    assert.match(result.stdout, /Loki +http:\/\/127\.0\.0\.1:3100/);
+    assert.match(result.stdout, /Jaeger +http:\/\/127\.0\.0\.1:16686/);
+    assert.match(result.stdout, /mail catcher +http:\/\/127\.0\.0\.1:8025/);
+    assert.match(result.stdout, /node-exporter +not published on the host/);
+  });
+
+  it('refuses an env file outside the repository, which docker-compose.yml would not read', async () => {
+    const result = await run(SCRIPT, ['urls'], { env: { ...env, MONITORING_ENV_FILE: join(dir, 'elsewhere.env') } });
+    assert.equal(result.code, 1, describeRun(result));
+    assert.match(result.stderr, /compose mode uses .*\/\.env/);
+  });
+});
