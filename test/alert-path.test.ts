@@ -119,8 +119,9 @@ describe("the alert path, end to end", { timeout: 300_000 }, () => {
     });
 
     // a: 10 of 10 failed; b: 9 of 10 (90 %, the boundary case for the 80 % threshold); c: 5 of 5.
-    await until("WebhookDeliveryFailureRateHigh for a and b", async () =>
-      (await firing("WebhookDeliveryFailureRateHigh", { endpoint: a.id })).length > 0 && (await firing("WebhookDeliveryFailureRateHigh", { endpoint: b.id })).length > 0);
+    await until("WebhookDeliveryFailureRateHigh for endpoint a (100 % failed)", async () => (await firing("WebhookDeliveryFailureRateHigh", { endpoint: a.id })).length > 0);
+    await until("WebhookDeliveryFailureRateHigh for endpoint b: 90 % failed must fire at the 80 % threshold", async () =>
+      (await firing("WebhookDeliveryFailureRateHigh", { endpoint: b.id })).length > 0, 15_000);
     await sleep(4000);
     assert.deepEqual(await firing("WebhookDeliveryFailureRateHigh", { endpoint: c.id }), [], "5 failures out of 5 must not fire");
 
