@@ -2,6 +2,7 @@ import type { Clock } from '../clock.js';
 import { backoffDelay, type BackoffPolicy } from '../jobs/backoff.js';
 import type { Job } from '../jobs/queue.js';
 import type { JobResult } from '../jobs/worker.js';
+import type { EventStatus, HandlerRun } from '../store/events.js';
 import type { Store } from '../store/store.js';
 import { runWithContext } from '../telemetry/context.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -47,42 +48,45 @@ export class EventProcessor {
       this.logger.debug('no handler matched the event type; recorded as processed', { handlers: 0 });
     }
     const failures: { name: string; error: Error }[] = [];
+    const runs: HandlerRun[] = [];
     await Promise.all(handlers.map(async (handler) => {
       const at = this.clock.now();
       const t0 = process.hrtime.bigint();
       try {
         await inSpan('webhook.handler', { 'webhook.handler': handler.name, 'webhook.event_type': event.type }, () => handler.handle(event));
-        this.store.events.recordHandlerRun(event.id, { attempt: job.attempts, handler: handler.name, outcome: 'success', error: null, durationMs: ms(t0), at });
+        runs.push({ attempt: job.attempts, handler: handler.name, outcome: 'success', error: null, durationMs: ms(t0), at });
       } catch (error) {
         const err = error instanceof Error ? error : new Error(String(error));
         failures.push({ name: handler.name, error: err });
         const outcome = err instanceof PermanentError ? 'permanent_error' : 'temporary_error';
-        this.store.events.recordHandlerRun(event.id, { attempt: job.attempts, handler: handler.name, outcome, error: err.message, durationMs: ms(t0), at });
+        runs.push({ attempt: job.attempts, handler: handler.name, outcome, error: err.message, durationMs: ms(t0), at });
       }
     }));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    // The handler runs and the event's new state commit together with the job's outcome.
+    const persist = (status: EventStatus, error: string | null) => () => {
+      for (const run of runs) this.store.events.recordHandlerRun(event.id, run);
+      this.store.events.setStatus(event.id, status, job.attempts, error);
+    };
 
     if (failures.length === 0) {
-      this.store.events.setStatus(event.id, 'processed', job.attempts, null);
       this.metrics.eventProcessed(event.type, 'success', seconds, (this.clock.now() - event.receivedAt) / 1000);
       this.logger.info('event processed', { attempt: job.attempts, handlers: handlers.length, duration_ms: seconds * 1000 });
-      return { outcome: 'done' };
+      return { outcome: 'done', persist: persist('processed', null) };
     }
 
     const summary = failures.map((f) => `${f.name}: ${f.error.message}`).join('; ');
     this.metrics.processingFailed(event.source);
     const permanent = failures.some((f) => f.error instanceof PermanentError);
     if (permanent || job.attempts >= job.maxAttempts) {
-      this.store.events.setStatus(event.id, 'dead_letter', job.attempts, summary);
       this.metrics.eventProcessed(event.type, 'dead_letter', seconds, null);
       this.logger.error('event moved to the dead-letter queue', { attempt: job.attempts, reason: permanent ? 'permanent_error' : 'attempts_exhausted', error: summary });
-      return { outcome: 'dead', error: summary };
+      return { outcome: 'dead', error: summary, persist: persist('dead_letter', summary) };
     }
     const delay = backoffDelay(this.backoff, job.attempts);
-    this.store.events.setStatus(event.id, 'retrying', job.attempts, summary);
     this.metrics.eventProcessed(event.type, 'retry', seconds, null);
     this.logger.warn('event processing failed; will retry', { attempt: job.attempts, retry_in_ms: delay, error: summary });
-    return { outcome: 'retry', runAt: this.clock.now() + delay, error: summary };
+    return { outcome: 'retry', runAt: this.clock.now() + delay, error: summary, persist: persist('retrying', summary) };
   }
 }
 

@@ -64,6 +64,8 @@ export interface JobQueue extends JobScheduler {
   deadCount(): number;
   /** Age in ms of the oldest job that is due and not running, 0 when none. */
   oldestPendingAgeMs(queue: QueueName): number;
+  /** Runs fn in one transaction with the queue's own writes (settling a job with its side effects). */
+  atomically<T>(fn: () => T): T;
   /** Lets pollers wake at once instead of at their next tick. */
   onEnqueue(listener: (queue: QueueName) => void): void;
 }

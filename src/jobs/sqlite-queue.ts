@@ -181,6 +181,10 @@ export class SqliteJobQueue implements JobQueue {
     return at === null || at === undefined ? 0 : Math.max(0, now - at);
   }
 
+  atomically<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
   onEnqueue(listener: (queue: QueueName) => void): void {
     this.listeners.push(listener);
   }

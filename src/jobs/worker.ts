@@ -4,10 +4,16 @@ import type { QueueName } from '../telemetry/metrics.js';
 import type { Job, JobQueue } from './queue.js';
 
 /** What running a job decided; the pool applies it while it still holds the lease. */
-export type JobResult =
+export type JobResult = (
   | { outcome: 'done' }
   | { outcome: 'retry'; runAt: number; error: string }
-  | { outcome: 'dead'; error: string };
+  | { outcome: 'dead'; error: string }
+) & {
+  /** Writes that belong with the outcome; committed in the same transaction, only while the lease is held. */
+  persist?: () => void;
+};
+
+class LeaseLost extends Error {}
 
 export type JobRunner = (job: Job) => Promise<JobResult>;
 
@@ -129,10 +135,19 @@ export class WorkerPool {
       result = { outcome: 'retry', runAt: Date.now() + this.options.leaseMs, error: (error as Error).message };
       this.options.logger.error('job runner threw', { job_id: job.id, kind: job.kind, error: (error as Error).message });
     }
-    const held =
-      result.outcome === 'done' ? this.jobs.complete(job.id, this.owner)
-      : result.outcome === 'retry' ? this.jobs.retryLater(job.id, this.owner, result.runAt, result.error)
-      : this.jobs.deadLetter(job.id, this.owner, result.error);
-    if (!held) this.options.logger.warn('job lease was lost before its result was saved', { job_id: job.id, kind: job.kind });
+    try {
+      // One commit settles the job and records what the runner did, or neither happens.
+      this.jobs.atomically(() => {
+        const held =
+          result.outcome === 'done' ? this.jobs.complete(job.id, this.owner)
+          : result.outcome === 'retry' ? this.jobs.retryLater(job.id, this.owner, result.runAt, result.error)
+          : this.jobs.deadLetter(job.id, this.owner, result.error);
+        if (!held) throw new LeaseLost();
+        result.persist?.();
+      });
+    } catch (error) {
+      if (error instanceof LeaseLost) this.options.logger.warn('job lease was lost before its result was saved', { job_id: job.id, kind: job.kind });
+      else this.options.logger.error('saving a job result failed; the job will run again', { job_id: job.id, kind: job.kind, error: (error as Error).message });
+    }
   }
 }

@@ -4,6 +4,7 @@ import type Transport from 'winston-transport';
 import { currentContext } from './context.js';
 import { createLokiTransport, isLokiTransport, type LokiOptions } from './loki.js';
 import { OUTAGE_MESSAGES, type OutageSink } from './outage.js';
+import { BatchedStdout } from './stdout.js';
 
 export type Logger = winston.Logger;
 
@@ -56,9 +57,7 @@ export interface LoggerOptions {
 }
 
 export function createLogger(options: LoggerOptions): Logger {
-  const console = options.stream
-    ? new winston.transports.Stream({ stream: options.stream })
-    : new winston.transports.Console();
+  const console = new winston.transports.Stream({ stream: options.stream ?? new BatchedStdout() });
   const transports: Transport[] = [console, ...(options.transports ?? [])];
   let logger: Logger | null = null;
   if (options.loki) {

@@ -1,0 +1,92 @@
+import autocannon from 'autocannon';
+import { admin, health, startHookwatch } from './lib/hookwatch.js';
+import { Sink } from './lib/sink.js';
+import { percentile, round } from './lib/stats.js';
+import { signedStripeEvent } from './lib/stripe-body.js';
+import { BENCH_SECRET } from './receive.js';
+
+export interface PipelineResult {
+  events: number;
+  eventsPerSecond: number;
+  acceptPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxQueueDepth: number;
+  queueDepth: { seconds: number; pending: number }[];
+}
+
+/**
+ * Receive → process → deliver: N signed Stripe events accepted by hookwatch, processed by the
+ * built-in forwarding handler and delivered to a local endpoint subscribed to every event.
+ * Latency is from the 202 reaching the sender to the delivery reaching the endpoint.
+ */
+export async function benchPipeline(events: number, core: number | null, log: (line: string) => void): Promise<PipelineResult> {
+  const sink = new Sink();
+  await sink.start();
+  const server = await startHookwatch(core, { ALLOW_PRIVATE_DESTINATIONS: 'true' });
+  try {
+    await admin(server.url, 'POST', '/webhooks', { url: sink.url('/pipeline'), events: ['*'], description: 'bench pipeline sink' });
+    const accepted = new Map<string, number>();
+    const depth: { seconds: number; pending: number }[] = [];
+    const started = performance.now();
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const pending = (await health(server.url)).checks.queue.pending;
+        depth.push({ seconds: round((performance.now() - started) / 1000, 2), pending });
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    })();
+    await autocannon({
+      url: `${server.url}/webhooks/stripe`,
+      connections: 50,
+      amount: events,
+      requests: [{
+        method: 'POST',
+        setupRequest: (request, context) => {
+          const event = signedStripeEvent(BENCH_SECRET);
+          (context as { eventId?: string }).eventId = event.id;
+          return { ...request, method: 'POST', body: event.body, headers: { 'content-type': 'application/json', 'stripe-signature': event.signature } };
+        },
+        onResponse: (status, body, context) => {
+          if (status !== 202) return;
+          const now = performance.now();
+          accepted.set(String((context as { eventId?: string }).eventId), now);
+          try {
+            accepted.set((JSON.parse(body) as { id: string }).id, now);
+          } catch {
+            // the provider id is enough
+          }
+        },
+      }],
+    });
+    const acceptedAt = performance.now();
+    const deadline = Date.now() + 300_000;
+    while (sink.arrivals.size < events && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    sampling = false;
+    await sampler;
+    if (sink.arrivals.size < events) throw new Error(`only ${sink.arrivals.size} of ${events} deliveries arrived`);
+    const latencies: number[] = [];
+    let last = 0;
+    for (const [id, at] of sink.arrivals) {
+      const from = accepted.get(id);
+      if (from !== undefined) latencies.push(at - from);
+      last = Math.max(last, at);
+    }
+    if (latencies.length < events * 0.99) throw new Error(`matched only ${latencies.length} deliveries to their acceptance`);
+    const result: PipelineResult = {
+      events,
+      eventsPerSecond: round(events / ((last - started) / 1000), 0),
+      acceptPerSecond: round(events / ((acceptedAt - started) / 1000), 0),
+      p50Ms: round(percentile(latencies, 50)),
+      p99Ms: round(percentile(latencies, 99)),
+      maxQueueDepth: Math.max(0, ...depth.map((d) => d.pending)),
+      queueDepth: depth,
+    };
+    log(`  ${events} events end to end: ${result.eventsPerSecond} events/s (accepted at ${result.acceptPerSecond}/s), p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, max queue depth ${result.maxQueueDepth}`);
+    return result;
+  } finally {
+    await server.stop();
+    await sink.stop();
+  }
+}
