@@ -41,7 +41,6 @@ export class EventProcessor {
 
   private async process(job: Job, event: InboundEvent): Promise<JobResult> {
     const started = process.hrtime.bigint();
-    this.store.events.setStatus(event.id, 'processing', job.attempts, null);
     const done = this.store.events.succeededHandlers(event.id);
     const handlers = this.registry.match(event.type).filter((h) => !done.has(h.name));
     if (this.registry.match(event.type).length === 0) {

@@ -88,7 +88,7 @@ export function inboundRouter(options: InboundOptions): Router {
 
   const rawBody = express.raw({ type: () => true, limit: options.bodyLimitBytes });
 
-  const receive = (req: Request, res: Response): void => {
+  const receive = async (req: Request, res: Response): Promise<void> => {
     const source = req.webhookSource as string;
     const verifier = verifiers.get(source) as Verifier;
     const body: unknown = req.body;
@@ -105,7 +105,7 @@ export function inboundRouter(options: InboundOptions): Router {
       }
     });
     addToContext({ event_id: event.eventId, event_type: event.type });
-    const result = options.accept.accept(source, event, req.requestId);
+    const result = await options.accept.accept(source, event, req.requestId);
     if (result.duplicate) {
       res.status(200).json({ received: true, duplicate: true, id: result.id });
       return;

@@ -77,7 +77,9 @@ function toEvent(row: EventRow): StoredEvent {
   };
 }
 
-export const newEventId = (): string => `evt_${randomUUID().replaceAll('-', '')}`;
+// Time-ordered (milliseconds first, then random): new rows append at the right edge of the
+// primary-key B-tree instead of dirtying a random page per insert.
+export const newEventId = (): string => `evt_${Date.now().toString(16).padStart(12, '0')}${randomUUID().replaceAll('-', '').slice(0, 20)}`;
 
 /** Events, their idempotency keys and their handler history, in SQLite. */
 export class EventStore {
@@ -180,6 +182,11 @@ export class EventStore {
   /** Handlers that already succeeded for this event: a retry runs only the others. */
   succeededHandlers(eventPk: string): Set<string> {
     return new Set(this.statements.succeededHandlers.all(eventPk).map((row) => row.handler));
+  }
+
+  /** Drops every cached key; called when a transaction that may have cached one rolls back. */
+  forgetCachedKeys(): void {
+    this.seenKeys.clear();
   }
 
   purgeExpiredKeys(): number {
