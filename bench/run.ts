@@ -31,10 +31,11 @@ const pct = (value: number) => `±${round(value / 2)} %`;
 
 async function main(): Promise<void> {
   const pin = canPin();
+  // Read before pinning: a pinned process sees only its own core.
+  const system = systemInfo(pin);
   // The load generators (autocannon, the sink, this process) run on core 1, every server on core 0.
   if (pin) pinSelf(1);
   const serverCore = pin ? 0 : null;
-  const system = systemInfo(pin);
   log(`hookwatch benchmarks — Node ${system.node}, ${system.cpu}, ${system.cores} cores, ${pin ? 'server on core 0, load on core 1' : 'no CPU pinning (taskset missing or one core)'}${QUICK ? ', quick mode' : ''}`);
 
   log('\nbuilding (npm run build) so hookwatch runs exactly as npm start runs it');

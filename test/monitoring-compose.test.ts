@@ -146,13 +146,19 @@ describe(".env.example", () => {
   it("documents every setting of the service and of the stack", () => {
     const expected = [
       "PORT", "HOST", "DATA_DIR", "LOG_LEVEL", "ADMIN_TOKEN", "STRIPE_WEBHOOK_SECRET", "STRIPE_TOLERANCE_SECONDS", "WEBHOOK_SECRET_GITHUB",
-      "WEBHOOK_TOLERANCE_SECONDS", "IDEMPOTENCY_TTL", "BODY_LIMIT", "RATE_LIMIT_MAX", "RATE_LIMIT_WINDOW", "WORKER_CONCURRENCY", "JOB_LEASE",
+      "DB_SYNCHRONOUS", "JOB_POLL_INTERVAL", "DELIVERY_CONCURRENCY", "HANDLERS_MODULE", "IDEMPOTENCY_TTL", "BODY_LIMIT", "RATE_LIMIT_MAX", "RATE_LIMIT_WINDOW", "WORKER_CONCURRENCY", "JOB_LEASE",
       "JOB_MAX_ATTEMPTS", "JOB_BACKOFF_BASE", "JOB_BACKOFF_FACTOR", "JOB_BACKOFF_MAX", "SHUTDOWN_TIMEOUT", "EVENT_TYPE_ALLOWLIST", "LOKI_URL",
       "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SERVICE_NAME", "DEPLOYMENT_ENVIRONMENT", "DELIVERY_TIMEOUT", "RETRY_SCHEDULE", "ALLOW_PRIVATE_DESTINATIONS",
       "ERROR_WEBHOOK_URL", "SMTP_URL", "ALERT_EMAIL_FROM", "ALERT_EMAIL_TO", "GRAFANA_ADMIN_PASSWORD", "GRAFANA_EXTERNAL_URL", "RUNBOOK_BASE_URL",
       "SLACK_WEBHOOK_URL", "PAGERDUTY_ROUTING_KEY", "ALERTMANAGER_SMTP_PASSWORD",
     ];
     for (const key of expected) assert.ok(keys.has(key), `${key} missing from .env.example`);
+  });
+  it("documents every variable src/config.ts reads", () => {
+    const config = readRepoFile("src/config.ts");
+    const read = new Set([...config.matchAll(/read\((?:env|\{ \w+: [^}]+\}), '([A-Z][A-Z0-9_]+)'/g), ...config.matchAll(/env\.([A-Z][A-Z0-9_]+)/g)].map((m) => m[1] ?? ""));
+    assert.ok(read.size >= 30, `found only ${read.size} variables in src/config.ts`);
+    for (const key of read) assert.ok(keys.has(key), `${key} is read by src/config.ts but missing from .env.example`);
   });
   it("ships no secret value", () => {
     const text = readRepoFile(".env.example");

@@ -22,14 +22,7 @@ export interface Endpoint {
   updatedAt: number;
 }
 
-export interface NewEndpoint {
-  id: string;
-  url: string;
-  description: string;
-  events: string[];
-  ownerEmails: string[];
-  secret: string;
-}
+export type NewEndpoint = Pick<Endpoint, 'id' | 'url' | 'description' | 'events' | 'ownerEmails' | 'secret'>;
 
 export interface EndpointPatch {
   url?: string;

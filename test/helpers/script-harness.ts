@@ -2,7 +2,7 @@
 // stack (temp state dir, random ports), and guarantees that every process it started is stopped.
 import { spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from './prom-tools.js';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,17 +44,6 @@ export function requireCommands(names: readonly string[]): void {
   throw new Error(`missing on PATH: ${missing.join(', ')}; install with: apt-get install ${packages.join(' ')}`);
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
 
 export interface RunResult {
   code: number | null;
