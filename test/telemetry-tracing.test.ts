@@ -46,10 +46,11 @@ describe('traces: one event from the HTTP request to its handler (in-memory expo
     const handler = await waitFor('the handler span', () => exporter.getFinishedSpans().find((s) => isNotify(s) && !seen.has(spanId(s))));
     seen.add(spanId(handler));
     const traceId = traceIdOf(handler);
-    // The server span ends when the response is finished; wait for it too.
-    const spans = await waitFor('the server span', () => {
+    // The server span ends when the response is finished, and the job run's span after its
+    // slowest handler (the forwarder waits for its group commit); wait for both.
+    const spans = await waitFor('the server and job-run spans', () => {
       const inTrace = exporter.getFinishedSpans().filter((s) => traceIdOf(s) === traceId);
-      return inTrace.some((s) => s.kind === SpanKind.SERVER) ? inTrace : undefined;
+      return inTrace.some((s) => s.kind === SpanKind.SERVER) && inTrace.some((s) => s.name === 'webhook.process') ? inTrace : undefined;
     });
     return { eventId: id, spans, traceId };
   }

@@ -156,7 +156,7 @@ export class Dispatcher {
           };
           const result = await this.sender.send({ url: endpoint.url, headers, body, timeoutMs: this.options.timeoutMs, allowPrivate: this.options.allowPrivateDestinations });
           span.setAttribute('http.response.status_code', result.statusCode ?? 0);
-          const recorded = this.record(delivery.id, endpoint, trigger, at, result, rid);
+          const recorded = await this.record(delivery.id, endpoint, trigger, at, result, rid);
           this.metrics.deliveryAttempted(endpoint.id, { ok: result.ok, reason: result.reason ?? undefined, retry: recorded.attempt.number > 1 }, result.durationMs / 1000);
           const level = result.ok ? 'info' : 'warn';
           this.logger[level]('delivery attempt', {
@@ -171,9 +171,9 @@ export class Dispatcher {
     }
   }
 
-  /** Records one attempt and everything it decides, atomically. */
-  private record(deliveryId: string, endpoint: Endpoint, trigger: AttemptTrigger, at: number, result: SendResult, requestId: string): { delivery: Delivery; attempt: Attempt } {
-    const recorded = this.store.transaction(() => {
+  /** Records one attempt and everything it decides, atomically (sharing the commit of its turn). */
+  private async record(deliveryId: string, endpoint: Endpoint, trigger: AttemptTrigger, at: number, result: SendResult, requestId: string): Promise<{ delivery: Delivery; attempt: Attempt }> {
+    const recorded = await this.store.grouped(() => {
       const current = this.store.deliveries.get(deliveryId);
       if (!current) throw new Error(`delivery ${deliveryId} vanished`);
       const outcome = this.decide(current, trigger, result);

@@ -55,9 +55,9 @@ export class Publisher {
   }
 
   /** The built-in '*' handler: forwards every processed inbound event to its subscribers. */
-  forward = (event: InboundEvent): void => {
+  forward = async (event: InboundEvent): Promise<void> => {
     const traceContext = captureTraceContext();
-    const created = this.store.transaction(() => this.createDeliveries(event.id, event.type, event.requestId, traceContext));
+    const created = await this.store.grouped(() => this.createDeliveries(event.id, event.type, event.requestId, traceContext));
     if (created > 0) this.logger.info('event forwarded to endpoints', { deliveries: created });
   };
 

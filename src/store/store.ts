@@ -10,6 +10,8 @@ import { EventStore } from './events.js';
 /** The persistence the service runs on: one SQLite file, its repositories and its transactions. */
 export class Store {
   readonly events: EventStore;
+  private group: { fn: () => unknown; resolve: (value: unknown) => void; reject: (error: unknown) => void }[] = [];
+  private groupScheduled = false;
   // Outbound (the sending side): endpoints, deliveries with their attempt log, failure-monitor state.
   readonly endpoints: EndpointStore;
   readonly deliveries: DeliveryStore;
@@ -32,6 +34,51 @@ export class Store {
   /** Runs fn in one transaction: everything it writes commits together or not at all. */
   transaction<T>(fn: () => T): T {
     return this.db.transaction(fn)();
+  }
+
+  /**
+   * Group commit: runs fn atomically (in its own savepoint) inside one transaction shared with
+   * every other call made in the same turn of the event loop, and resolves once that transaction
+   * has committed. A commit costs more than the rows it carries (measured here: 256 µs for one
+   * accepted event alone, 86 µs per event in batches of 25), so the busy paths (accepting
+   * events, recording delivery attempts, creating deliveries) share commits under load.
+   */
+  grouped<T>(fn: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.group.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.groupScheduled) {
+        this.groupScheduled = true;
+        setImmediate(() => this.commitGroup());
+      }
+    });
+  }
+
+  private commitGroup(): void {
+    this.groupScheduled = false;
+    const batch = this.group;
+    this.group = [];
+    const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+    try {
+      this.db.transaction(() => {
+        for (const item of batch) {
+          try {
+            outcomes.push({ ok: true, value: this.db.transaction(item.fn)() });
+          } catch (error) {
+            outcomes.push({ ok: false, error });
+          }
+        }
+      })();
+    } catch (error) {
+      // Nothing of the batch was stored; a key cached during the rolled-back transaction must go.
+      this.events.forgetCachedKeys();
+      for (const item of batch) item.reject(error);
+      return;
+    }
+    batch.forEach((item, i) => {
+      const outcome = outcomes[i];
+      if (outcome?.ok) item.resolve(outcome.value);
+      else item.reject(outcome?.error);
+    });
   }
 
   ping(): boolean {
