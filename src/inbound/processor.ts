@@ -42,10 +42,9 @@ export class EventProcessor {
   private async process(job: Job, event: InboundEvent): Promise<JobResult> {
     const started = process.hrtime.bigint();
     const done = this.store.events.succeededHandlers(event.id);
-    const handlers = this.registry.match(event.type).filter((h) => !done.has(h.name));
-    if (this.registry.match(event.type).length === 0) {
-      this.logger.debug('no handler matched the event type; recorded as processed', { handlers: 0 });
-    }
+    const matching = this.registry.match(event.type);
+    if (matching.length === 0) this.logger.debug('no handler matched the event type; recorded as processed', { handlers: 0 });
+    const handlers = matching.filter((h) => !done.has(h.name));
     const failures: { name: string; error: Error }[] = [];
     const runs: HandlerRun[] = [];
     await Promise.all(handlers.map(async (handler) => {

@@ -64,8 +64,8 @@ export interface JobQueue extends JobScheduler {
   deadCount(): number;
   /** Age in ms of the oldest job that is due and not running, 0 when none. */
   oldestPendingAgeMs(queue: QueueName): number;
-  /** Runs fn in one transaction with the queue's own writes (settling a job with its side effects). */
-  atomically<T>(fn: () => T): T;
+  /** Runs fn atomically within the commit shared by this turn of the event loop (settling a job with its side effects). */
+  grouped<T>(fn: () => T): Promise<T>;
   /** Lets pollers wake at once instead of at their next tick. */
   onEnqueue(listener: (queue: QueueName) => void): void;
 }

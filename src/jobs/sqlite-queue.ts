@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js';
-import { timed, type Db, type QueryTimer } from '../store/db.js';
+import { groupCommitOf, timed, type Db, type QueryTimer } from '../store/db.js';
 import type { QueueName } from '../telemetry/metrics.js';
 import type { Job, JobQueue, JobStatus, NewJob } from './queue.js';
 
@@ -181,8 +181,8 @@ export class SqliteJobQueue implements JobQueue {
     return at === null || at === undefined ? 0 : Math.max(0, now - at);
   }
 
-  atomically<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+  grouped<T>(fn: () => T): Promise<T> {
+    return groupCommitOf(this.db).run(fn);
   }
 
   onEnqueue(listener: (queue: QueueName) => void): void {

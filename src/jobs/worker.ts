@@ -33,8 +33,6 @@ export interface WorkerPoolOptions {
 export class WorkerPool {
   readonly owner = `${process.pid}-${randomUUID().slice(0, 8)}`;
   private readonly running = new Map<number, Promise<void>>();
-  private settling: { job: Job; result: JobResult; done: () => void }[] = [];
-  private settleScheduled = false;
   private timer: NodeJS.Timeout | null = null;
   private stopped = true;
   private pumping = false;
@@ -137,46 +135,20 @@ export class WorkerPool {
       result = { outcome: 'retry', runAt: Date.now() + this.options.leaseMs, error: (error as Error).message };
       this.options.logger.error('job runner threw', { job_id: job.id, kind: job.kind, error: (error as Error).message });
     }
-    await new Promise<void>((resolve) => {
-      this.settling.push({ job, result, done: resolve });
-      if (!this.settleScheduled) {
-        this.settleScheduled = true;
-        setImmediate(() => this.settle());
-      }
-    });
-  }
-
-  /**
-   * Settles the jobs that finished within one turn of the event loop in one commit (a commit
-   * costs more than the rows it carries). Each job settles in its own savepoint together with
-   * what its runner recorded, so a job whose lease was lost is rolled back alone.
-   */
-  private settle(): void {
-    this.settleScheduled = false;
-    const batch = this.settling;
-    this.settling = [];
+    // The job settles with what its runner recorded, sharing the commit of its turn of the
+    // event loop; a lost lease rolls back this job alone.
     try {
-      this.jobs.atomically(() => {
-        for (const { job, result } of batch) {
-          try {
-            this.jobs.atomically(() => {
-              const held =
-                result.outcome === 'done' ? this.jobs.complete(job.id, this.owner)
-                : result.outcome === 'retry' ? this.jobs.retryLater(job.id, this.owner, result.runAt, result.error)
-                : this.jobs.deadLetter(job.id, this.owner, result.error);
-              if (!held) throw new LeaseLost();
-              result.persist?.();
-            });
-          } catch (error) {
-            if (!(error instanceof LeaseLost)) throw error;
-            this.options.logger.warn('job lease was lost before its result was saved', { job_id: job.id, kind: job.kind });
-          }
-        }
+      await this.jobs.grouped(() => {
+        const held =
+          result.outcome === 'done' ? this.jobs.complete(job.id, this.owner)
+          : result.outcome === 'retry' ? this.jobs.retryLater(job.id, this.owner, result.runAt, result.error)
+          : this.jobs.deadLetter(job.id, this.owner, result.error);
+        if (!held) throw new LeaseLost();
+        result.persist?.();
       });
     } catch (error) {
-      this.options.logger.error('saving job results failed; the jobs will run again', { jobs: batch.length, error: (error as Error).message });
-    } finally {
-      for (const item of batch) item.done();
+      if (error instanceof LeaseLost) this.options.logger.warn('job lease was lost before its result was saved', { job_id: job.id, kind: job.kind });
+      else this.options.logger.error('saving a job result failed; the job will run again', { job_id: job.id, kind: job.kind, error: (error as Error).message });
     }
   }
 }

@@ -30,10 +30,6 @@ function exponential(baseMs: number, factor: number, retries: number): number[] 
   return Array.from({ length: retries }, (_, i) => Math.round(baseMs * factor ** i));
 }
 
-export function describeRetrySchedule(schedule: RetrySchedule): string {
-  return schedule.length === 0 ? 'no retries' : schedule.map(formatDuration).join(', ');
-}
-
 /** Retry-After is followed up to this long; an endpoint cannot park its deliveries for days. */
 export const MAX_RETRY_AFTER_MS = 3_600_000;
 

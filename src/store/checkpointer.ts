@@ -10,8 +10,16 @@ const { workerData, parentPort } = require('node:worker_threads');
 const Database = require(workerData.driver);
 const db = new Database(workerData.file);
 db.pragma('busy_timeout = 1000');
+let failing = false;
 const tick = () => {
-  try { db.pragma('wal_checkpoint(PASSIVE)'); } catch (error) { parentPort.postMessage({ error: String(error && error.message || error) }); }
+  try {
+    db.pragma('wal_checkpoint(PASSIVE)');
+    if (failing) parentPort.postMessage({ error: null });
+    failing = false;
+  } catch (error) {
+    failing = true;
+    parentPort.postMessage({ error: String(error && error.message || error) });
+  }
 };
 const timer = setInterval(tick, workerData.intervalMs);
 parentPort.on('message', (message) => {
