@@ -21,16 +21,8 @@ async function loadHandlers(config: Config): Promise<((registry: HandlerRegistry
 }
 
 async function main(): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`hookwatch: invalid configuration: ${error.message}\n`);
-      process.exit(1);
-    }
-    throw error;
-  }
+  // A ConfigError reaches the handler at the bottom, which names the variable and exits 1.
+  const config = loadConfig();
   const service = await createService(config, { registerHandlers: await loadHandlers(config) });
   const { logger } = service;
   // Normally started by the preload (npm start); started here, without HTTP/Express spans, when it was not.
