@@ -1,4 +1,5 @@
-import express, { type Express, type Router } from 'express';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import express, { type Router } from 'express';
 import { requireAdmin } from './api/auth.js';
 import { errorHandler, notFoundHandler } from './http/error-handler.js';
 import { requestId } from './http/request-id.js';
@@ -9,14 +10,22 @@ export interface AppParts {
   logger: Logger;
   metrics: Metrics;
   adminToken: string;
-  /** Routers mounted at the root without authentication (/webhooks, /health). */
+  /** Serves POST /webhooks/:source ahead of Express (see inbound/ingest.ts). */
+  ingest: {
+    source(req: IncomingMessage): string | null;
+    handle(req: IncomingMessage, res: ServerResponse, source: string): void;
+  };
+  /** Routers mounted at the root without authentication (/health). */
   publicRouters: readonly Router[];
   /** Routers mounted under /api/v1 behind the admin bearer token. */
   adminRouters: readonly Router[];
 }
 
-/** Assembles the Express app from its routers; no listen, so tests drive it with supertest. */
-export function createApp(parts: AppParts): Express {
+/**
+ * Assembles the request listener: webhook ingestion first, every other route in the Express app
+ * built from its routers. No listen, so tests drive it with supertest.
+ */
+export function createApp(parts: AppParts): RequestListener {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -37,5 +46,9 @@ export function createApp(parts: AppParts): Express {
 
   app.use(notFoundHandler);
   app.use(errorHandler(parts.logger));
-  return app;
+  return (req, res) => {
+    const source = parts.ingest.source(req);
+    if (source === null) app(req, res);
+    else parts.ingest.handle(req, res, source);
+  };
 }

@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import type { HandlerRegistry } from './inbound/handlers.js';
@@ -33,7 +34,7 @@ async function main(): Promise<void> {
   }
   service.start();
 
-  const server = service.app.listen(config.port, config.host);
+  const server = createServer(service.app).listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);

@@ -1,4 +1,5 @@
-import type { Express, Router } from 'express';
+import type { RequestListener } from 'node:http';
+import type { Router } from 'express';
 import { eventsRouter, type EventDetailExtension } from './api/events.js';
 import { deadLettersRouter, type DeadLetterHooks } from './api/dead-letters.js';
 import { healthRouter, type HealthCheck } from './api/health.js';
@@ -8,7 +9,7 @@ import type { Config } from './config.js';
 import { AcceptService, PROCESS_EVENT_JOB } from './inbound/accept.js';
 import { HandlerRegistry } from './inbound/handlers.js';
 import { EventProcessor } from './inbound/processor.js';
-import { inboundRouter } from './inbound/routes.js';
+import { ingestHandler, ingestSource } from './inbound/ingest.js';
 import { StandardWebhooksVerifier } from './inbound/verifiers/standard-webhooks.js';
 import { StripeVerifier } from './inbound/verifiers/stripe.js';
 import type { Verifier } from './inbound/verifiers/verifier.js';
@@ -31,7 +32,7 @@ export interface ServiceOptions {
 }
 
 export interface Service {
-  app: Express;
+  app: RequestListener;
   config: Config;
   logger: Logger;
   metrics: Metrics;
@@ -128,10 +129,11 @@ export async function createService(config: Config, options: ServiceOptions = {}
     logger,
     metrics,
     adminToken: config.adminToken,
-    publicRouters: [
-      healthRouter(checks, () => stopping),
-      inboundRouter({ verifiers, bodyLimitBytes: config.bodyLimitBytes, rateLimit: config.rateLimit, accept, metrics, logger }),
-    ],
+    ingest: {
+      source: ingestSource,
+      handle: ingestHandler({ verifiers, bodyLimitBytes: config.bodyLimitBytes, rateLimit: config.rateLimit, accept, metrics, logger }),
+    },
+    publicRouters: [healthRouter(checks, () => stopping)],
     adminRouters,
   });
 

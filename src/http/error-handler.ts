@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from '../telemetry/logger.js';
 import { HttpError, type ErrorBody } from './errors.js';
@@ -37,12 +38,18 @@ export function errorHandler(logger: Logger) {
     if (httpError.status >= 500) {
       logger.error('request failed', { method: req.method, path: req.route?.path ?? 'unmatched', error: (error as Error)?.stack ?? String(error) });
     }
-    if (res.headersSent) return;
-    const body: ErrorBody = { error: httpError.code, message: httpError.message };
-    if (httpError.details) body.details = httpError.details;
-    for (const [name, value] of Object.entries(httpError.headers ?? {})) res.setHeader(name, value);
-    res.status(httpError.status).json(body);
+    writeJsonError(res, httpError);
   };
+}
+
+/** Answers with the JSON error shape every route returns, unless an answer has already started. */
+export function writeJsonError(res: ServerResponse, httpError: HttpError): void {
+  if (res.headersSent) return;
+  const body: ErrorBody = { error: httpError.code, message: httpError.message };
+  if (httpError.details) body.details = httpError.details;
+  const text = JSON.stringify(body);
+  res.writeHead(httpError.status, { ...httpError.headers, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
 }
 
 export function notFoundHandler(req: Request, _res: Response, next: NextFunction): void {

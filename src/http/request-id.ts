@@ -11,10 +11,14 @@ declare module 'express-serve-static-core' {
   }
 }
 
+/** The caller's X-Request-ID when it is acceptable, otherwise a new id. */
+export function requestIdOf(given: string | string[] | undefined): string {
+  return typeof given === 'string' && ACCEPTABLE_ID.test(given) ? given : randomUUID();
+}
+
 /** Takes X-Request-ID from the request or makes one, echoes it, and puts it in the log context. */
 export function requestId(req: Request, res: Response, next: NextFunction): void {
-  const given = req.get('x-request-id');
-  const id = given && ACCEPTABLE_ID.test(given) ? given : randomUUID();
+  const id = requestIdOf(req.headers['x-request-id']);
   req.requestId = id;
   res.setHeader('X-Request-ID', id);
   runWithContext({ request_id: id }, next);

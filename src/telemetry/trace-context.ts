@@ -1,4 +1,5 @@
 import { context, propagation, trace, SpanStatusCode, type Span, type Context } from '@opentelemetry/api';
+import { getRPCMetadata, RPCType } from '@opentelemetry/core';
 
 /** The active trace context as a W3C carrier, stored with a job so later work joins the trace. */
 export function captureTraceContext(): Record<string, string> {
@@ -48,4 +49,13 @@ export function activeTraceId(): string | undefined {
   if (!span) return undefined;
   const ctx = span.spanContext();
   return ctx.traceFlags & 1 ? ctx.traceId : undefined;
+}
+
+/**
+ * Names the route of the current HTTP server span, as the Express instrumentation does for the
+ * routes Express serves; the HTTP instrumentation names the span after it when the response ends.
+ */
+export function nameHttpRoute(route: string): void {
+  const metadata = getRPCMetadata(context.active());
+  if (metadata?.type === RPCType.HTTP) metadata.route = route;
 }

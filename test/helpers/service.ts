@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { loadConfig } from '../../src/config.js';
 import { createService, type Service, type ServiceOptions } from '../../src/service.js';
 import { createLogger } from '../../src/telemetry/logger.js';
@@ -62,7 +62,7 @@ export async function startTestService(env: Record<string, string> = {}, options
   const logger = options.logger ?? createLogger({ level: 'debug', service: 'hookwatch', environment: 'test', stream: logs });
   const service = await createService(config, { defaultMetrics: false, ...options, logger });
   service.start();
-  const server = service.app.listen(0, '127.0.0.1');
+  const server = createServer(service.app).listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', resolve));
   const { port } = server.address() as AddressInfo;
   return {

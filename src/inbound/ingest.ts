@@ -1,0 +1,148 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import type { Readable } from 'node:stream';
+import getRawBody from 'raw-body';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import typeis from 'type-is';
+import { toHttpError, writeJsonError } from '../http/error-handler.js';
+import { HttpError } from '../http/errors.js';
+import { requestIdOf } from '../http/request-id.js';
+import { runWithContext, addToContext } from '../telemetry/context.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { InboundErrorType, Metrics } from '../telemetry/metrics.js';
+import { inSpan, nameHttpRoute } from '../telemetry/trace-context.js';
+import type { AcceptService } from './accept.js';
+import { SignatureError, type Verifier } from './verifiers/verifier.js';
+
+export interface IngestOptions {
+  verifiers: ReadonlyMap<string, Verifier>;
+  bodyLimitBytes: number;
+  rateLimit: { max: number; windowMs: number };
+  accept: AcceptService;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+export const INGEST_ROUTE = '/webhooks/:source';
+const INGEST_PATH = /^\/webhooks\/([^/?#]+)\/?(?:\?.*)?$/i;
+
+/** The source named by a POST /webhooks/:source request, or null for every other request. */
+export function ingestSource(req: IncomingMessage): string | null {
+  if (req.method !== 'POST') return null;
+  const match = INGEST_PATH.exec(req.url ?? '');
+  if (!match) return null;
+  try {
+    return decodeURIComponent(match[1] as string);
+  } catch {
+    return match[1] as string;
+  }
+}
+
+function errorType(error: HttpError): InboundErrorType {
+  if (error.code === 'invalid_signature') return 'signature';
+  if (error.status === 429) return 'rate_limited';
+  return error.status >= 500 ? 'internal' : 'bad_request';
+}
+
+function decoded(req: IncomingMessage): Readable {
+  const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
+  switch (encoding) {
+    case 'identity': return req;
+    case 'gzip': return req.pipe(createGunzip());
+    case 'deflate': return req.pipe(createInflate());
+    case 'br': return req.pipe(createBrotliDecompress());
+    default: throw new HttpError(415, 'unsupported_encoding', `content encoding "${encoding}" is not supported`);
+  }
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const stream = decoded(req);
+  // The declared length only applies to the bytes on the wire, not to a decompressed body.
+  const length = stream === req ? req.headers['content-length'] : undefined;
+  try {
+    return await getRawBody(stream, { limit, length });
+  } catch (error) {
+    req.resume();
+    throw error;
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/**
+ * POST /webhooks/:source, served by node:http directly rather than through Express: this route
+ * is the service's hot path and Express's routing and request decoration cost more than the
+ * whole durable accept (see the README's benchmark section). Every other route stays in Express.
+ *
+ * In order: unknown source (404), rate limit (429), content type (415), size (413), empty body
+ * (400), signature (400), payload (400), then de-duplicate and store (202/200). Nothing that
+ * fails a check reaches processing.
+ */
+export function ingestHandler(options: IngestOptions): (req: IncomingMessage, res: ServerResponse, requested: string) => void {
+  const { verifiers, metrics, logger, accept } = options;
+  // The limit is per source (a sender), not per client address.
+  const limiter = new RateLimiterMemory({ points: options.rateLimit.max, duration: options.rateLimit.windowMs / 1000 });
+
+  const receive = async (req: IncomingMessage, res: ServerResponse, source: string, requestId: string): Promise<void> => {
+    const verifier = verifiers.get(source);
+    if (!verifier) throw new HttpError(404, 'unknown_source', `no webhook source named "${source}" is configured`);
+    try {
+      await limiter.consume(source);
+    } catch (refusal) {
+      if (!(refusal instanceof RateLimiterRes)) throw refusal;
+      const retryAfter = Math.max(1, Math.ceil(refusal.msBeforeNext / 1000));
+      metrics.rateLimited(source);
+      throw new HttpError(429, 'rate_limited', `too many requests for source "${source}"; retry after ${retryAfter} s`, undefined, { 'Retry-After': String(retryAfter) });
+    }
+    const contentType = req.headers['content-type'];
+    if (!contentType || !typeis.is(contentType, ['application/json', 'application/*+json'])) {
+      throw new HttpError(415, 'unsupported_media_type', `content type must be application/json, got ${contentType ?? 'none'}`);
+    }
+    const body = await readBody(req, options.bodyLimitBytes);
+    if (body.length === 0) throw new HttpError(400, 'empty_body', 'the request has no body');
+    const event = inSpan('webhook.verify', { 'webhook.source': source, 'webhook.verifier': verifier.kind }, () => {
+      try {
+        return verifier.verify(body, req.headers);
+      } catch (error) {
+        if (error instanceof SignatureError) {
+          metrics.signatureRejected(source, error.reason);
+          throw new HttpError(400, 'invalid_signature', error.message, [{ reason: error.reason }]);
+        }
+        throw error;
+      }
+    });
+    addToContext({ event_id: event.eventId, event_type: event.type });
+    const result = await accept.accept(source, event, requestId);
+    send(res, result.duplicate ? 200 : 202, { received: true, duplicate: result.duplicate, id: result.id });
+  };
+
+  // Counts and logs every refusal with its source, then answers with the service's JSON error shape.
+  const refuse = (error: unknown, req: IncomingMessage, res: ServerResponse, source: string): void => {
+    const httpError = toHttpError(error);
+    metrics.inboundError(source, errorType(httpError));
+    const level = httpError.status >= 500 ? 'error' : 'warn';
+    logger.log(level, 'webhook rejected', { status: httpError.status, error: httpError.code, reason: (httpError.details?.[0] as { reason?: string } | undefined)?.reason, detail: httpError.message });
+    if (httpError.status >= 500) logger.error('request failed', { method: req.method, path: INGEST_ROUTE, error: (error as Error)?.stack ?? String(error) });
+    writeJsonError(res, httpError);
+  };
+
+  return (req, res, requested) => {
+    const started = process.hrtime.bigint();
+    const finished = metrics.requestStarted();
+    const source = verifiers.has(requested) ? requested : 'unknown';
+    const requestId = requestIdOf(req.headers['x-request-id']);
+    res.setHeader('X-Request-ID', requestId);
+    nameHttpRoute(INGEST_ROUTE);
+    res.once('close', () => {
+      finished();
+      metrics.requestCompleted(source, res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
+    });
+    runWithContext({ request_id: requestId, source }, () => {
+      receive(req, res, requested, requestId).catch((error: unknown) => refuse(error, req, res, source));
+    });
+  };
+}
