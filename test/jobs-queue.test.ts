@@ -45,12 +45,17 @@ describe('the durable job queue', () => {
   it('extends a held lease so a long job is not taken back', () => {
     const { queue, advance } = setup();
     const id = queue.enqueue({ queue: 'events', kind: 'k', ref: 'r', maxAttempts: 3 });
+    const other = queue.enqueue({ queue: 'events', kind: 'k', ref: 'r2', maxAttempts: 3 });
     queue.claim('events', 'w', 1, 10_000);
+    queue.claim('events', 'v', 1, 10_000);
     advance(8_000);
-    assert.equal(queue.extendLease(id, 'w', 10_000), true);
+    assert.equal(queue.extendLeases('events', 'w', 10_000), 1, 'only the leases w holds');
+    assert.equal(queue.extendLeases('deliveries', 'w', 10_000), 0);
     advance(8_000);
-    assert.equal(queue.claim('events', 'thief', 1, 10_000).length, 0);
-    assert.equal(queue.extendLease(id, 'thief', 10_000), false);
+    const taken = queue.claim('events', 'thief', 5, 10_000);
+    assert.deepEqual(taken.map((j) => j.id), [other], "v's lease expired, w's was extended");
+    assert.equal(queue.extendLeases('events', 'thief', 10_000), 1);
+    assert.equal(queue.complete(id, 'w'), true);
   });
 
   it('schedules retries in the future and dead-letters with the last error; replay restores it', () => {

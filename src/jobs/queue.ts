@@ -48,8 +48,8 @@ export interface JobScheduler {
  */
 export interface JobQueue extends JobScheduler {
   claim(queue: QueueName, owner: string, limit: number, leaseMs: number): Job[];
-  /** Extends a held lease; false when the claim was lost (the job must not be completed). */
-  extendLease(id: number, owner: string, leaseMs: number): boolean;
+  /** Extends every lease `owner` holds in the queue; returns how many. A lost claim is not extended. */
+  extendLeases(queue: QueueName, owner: string, leaseMs: number): number;
   complete(id: number, owner: string): boolean;
   retryLater(id: number, owner: string, runAt: number, error: string): boolean;
   deadLetter(id: number, owner: string, error: string): boolean;

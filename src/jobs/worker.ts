@@ -15,6 +15,9 @@ export type JobResult = (
 
 class LeaseLost extends Error {}
 
+/** Jobs claimed per claim at least: a claim is a write transaction, so it should serve several jobs. */
+const MIN_BATCH = 32;
+
 export type JobRunner = (job: Job) => Promise<JobResult>;
 
 export interface WorkerPoolOptions {
@@ -27,18 +30,27 @@ export interface WorkerPoolOptions {
 }
 
 /**
- * Claims due jobs of one queue and runs up to `concurrency` at once. Leases are extended
- * while a job runs, so only a crashed (or hung past its lease) worker loses its jobs.
+ * Claims due jobs of one queue in batches and runs up to `concurrency` at once. A batch may hold
+ * more jobs than there are free slots: the rest wait here, leased to this pool, so one claim (a
+ * write transaction) serves many jobs. One heartbeat extends the leases of every job this pool
+ * holds, so only a crashed (or hung past its lease) pool loses its jobs.
  */
 export class WorkerPool {
   readonly owner = `${process.pid}-${randomUUID().slice(0, 8)}`;
   private readonly running = new Map<number, Promise<void>>();
+  /** Results of finished jobs waiting for their commit. */
+  private readonly settling = new Set<Promise<void>>();
+  /** Claimed and leased to this pool, not started yet. */
+  private waiting: Job[] = [];
+  private readonly batchSize: number;
   private timer: NodeJS.Timeout | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
   private stopped = true;
   private pumping = false;
   private wakeRequested = false;
 
   constructor(private readonly jobs: JobQueue, private readonly options: WorkerPoolOptions) {
+    this.batchSize = Math.max(options.concurrency, MIN_BATCH);
     jobs.onEnqueue((queue) => {
       if (queue === options.queue) this.wake();
     });
@@ -47,6 +59,8 @@ export class WorkerPool {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
+    this.heartbeat = setInterval(() => this.extendLeases(), Math.max(100, Math.floor(this.options.leaseMs / 3)));
+    this.heartbeat.unref();
     this.schedule(0);
   }
 
@@ -65,20 +79,35 @@ export class WorkerPool {
   }
 
   /**
-   * Stops claiming, waits for running jobs up to the deadline, then gives back the leases
-   * of the jobs still running so another process can take them at once.
+   * Stops claiming, gives back the jobs that have not started, waits for running jobs up to the
+   * deadline, then gives back the leases of those still running so another process can take them at once.
    */
   async stop(deadlineMs: number): Promise<{ unfinished: number }> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    const notStarted = this.waiting;
+    this.waiting = [];
+    for (const job of notStarted) this.jobs.release(job.id, this.owner);
     const all = Promise.allSettled([...this.running.values()]);
     let timeout: NodeJS.Timeout | undefined;
     await Promise.race([all, new Promise((resolve) => { timeout = setTimeout(resolve, deadlineMs); })]);
     clearTimeout(timeout);
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
     const unfinished = [...this.running.keys()];
     for (const id of unfinished) this.jobs.release(id, this.owner);
+    await Promise.all(this.settling);
     return { unfinished: unfinished.length };
+  }
+
+  private extendLeases(): void {
+    if (this.running.size === 0 && this.waiting.length === 0) return;
+    try {
+      this.jobs.extendLeases(this.options.queue, this.owner, this.options.leaseMs);
+    } catch (error) {
+      this.options.logger.error('extending job leases failed', { queue: this.options.queue, error: (error as Error).message });
+    }
   }
 
   private schedule(delayMs: number): void {
@@ -93,13 +122,13 @@ export class WorkerPool {
     if (this.stopped) return;
     this.pumping = true;
     try {
-      const free = this.options.concurrency - this.running.size;
-      if (free > 0) {
-        const claimed = this.jobs.claim(this.options.queue, this.owner, free, this.options.leaseMs);
-        for (const job of claimed) this.launch(job);
-        // A full batch means more may be due: look again as soon as a slot frees.
-        if (claimed.length === free) this.wakeRequested = true;
+      if (this.waiting.length === 0 && this.running.size < this.options.concurrency) {
+        const claimed = this.jobs.claim(this.options.queue, this.owner, this.batchSize, this.options.leaseMs);
+        this.waiting = claimed;
+        // A full batch means more may be due: look again once this batch is under way.
+        if (claimed.length === this.batchSize) this.wakeRequested = true;
       }
+      while (this.running.size < this.options.concurrency && this.waiting.length > 0) this.launch(this.waiting.shift() as Job);
     } catch (error) {
       this.options.logger.error('job claim failed', { queue: this.options.queue, error: (error as Error).message });
     } finally {
@@ -114,14 +143,12 @@ export class WorkerPool {
   }
 
   private launch(job: Job): void {
-    const heartbeat = setInterval(() => {
-      if (!this.jobs.extendLease(job.id, this.owner, this.options.leaseMs)) clearInterval(heartbeat);
-    }, Math.max(100, Math.floor(this.options.leaseMs / 3)));
-    heartbeat.unref();
     const task = this.execute(job).finally(() => {
-      clearInterval(heartbeat);
       this.running.delete(job.id);
-      if (!this.stopped) this.wake();
+      if (this.stopped) return;
+      const next = this.waiting.shift();
+      if (next) this.launch(next);
+      else this.wake();
     });
     this.running.set(job.id, task);
   }
@@ -135,8 +162,18 @@ export class WorkerPool {
       result = { outcome: 'retry', runAt: Date.now() + this.options.leaseMs, error: (error as Error).message };
       this.options.logger.error('job runner threw', { job_id: job.id, kind: job.kind, error: (error as Error).message });
     }
-    // The job settles with what its runner recorded, sharing the commit of its turn of the
-    // event loop; a lost lease rolls back this job alone.
+    // The slot frees as soon as the result is queued for the next commit rather than once it has
+    // committed: the job stays leased to this pool until then, so no one else can run it meanwhile.
+    const settled = this.settle(job, result);
+    this.settling.add(settled);
+    void settled.finally(() => this.settling.delete(settled));
+  }
+
+  /**
+   * The job settles with what its runner recorded, sharing the commit of its turn of the event
+   * loop; a lost lease rolls back this job alone. Never rejects.
+   */
+  private async settle(job: Job, result: JobResult): Promise<void> {
     try {
       await this.jobs.grouped(() => {
         const held =
