@@ -103,11 +103,11 @@ export class DeliveryStore {
       byEvent: db.prepare<[string], DeliveryRow>('SELECT * FROM deliveries WHERE event_pk = ? ORDER BY seq'),
       setJob: db.prepare<{ id: string; jobId: number | null; nextAt: number | null; now: number }>(
         'UPDATE deliveries SET job_id = @jobId, next_attempt_at = @nextAt, updated_at = @now WHERE id = @id'),
-      applyAttempt: db.prepare(
+      applyAttempt: db.prepare<Record<string, string | number | null>, DeliveryRow>(
         `UPDATE deliveries SET attempts = attempts + 1, status = @status, schedule_step = @scheduleStep, next_attempt_at = @nextAt,
            last_attempt_at = @at, last_status_code = @statusCode, last_error = @error, updated_at = @now,
            delivered_at = CASE WHEN @status = 'delivered' THEN @now ELSE delivered_at END
-         WHERE id = @id`),
+         WHERE id = @id RETURNING *`),
       insertAttempt: db.prepare(
         `INSERT INTO delivery_attempts (delivery_id, endpoint_id, number, trigger, at, duration_ms, ok, status_code, reason, error, response_body)
          VALUES (@deliveryId, @endpointId, @number, @trigger, @at, @durationMs, @ok, @statusCode, @reason, @error, @responseBody)`),
@@ -157,18 +157,19 @@ export class DeliveryStore {
     timed(this.timer, 'delivery_update', () => this.s.setJob.run({ id, jobId, nextAt: nextAttemptAt, now: this.clock.now() }));
   }
 
-  /** Appends an attempt to the log and updates the delivery's totals; call inside a transaction. */
-  recordAttempt(delivery: Delivery, attempt: NewAttempt, outcome: AttemptOutcome): Attempt {
+  /** Appends an attempt to the log and updates the delivery's totals; call inside a transaction. Returns both as saved. */
+  recordAttempt(delivery: Delivery, attempt: NewAttempt, outcome: AttemptOutcome): { attempt: Attempt; delivery: Delivery } {
     const number = delivery.attempts + 1;
     const row = {
       deliveryId: delivery.id, endpointId: delivery.endpointId, number, ...attempt, ok: attempt.ok ? 1 : 0,
     };
     const id = timed(this.timer, 'delivery_attempt_insert', () => Number(this.s.insertAttempt.run(row).lastInsertRowid));
-    timed(this.timer, 'delivery_update', () => this.s.applyAttempt.run({
+    const updated = timed(this.timer, 'delivery_update', () => this.s.applyAttempt.get({
       id: delivery.id, status: outcome.status, scheduleStep: outcome.scheduleStep, nextAt: outcome.nextAttemptAt,
       at: attempt.at, statusCode: attempt.statusCode, error: attempt.ok ? null : attempt.error, now: this.clock.now(),
     }));
-    return { id, deliveryId: delivery.id, endpointId: delivery.endpointId, number, ...attempt };
+    if (!updated) throw new Error(`delivery ${delivery.id} vanished`);
+    return { attempt: { id, deliveryId: delivery.id, endpointId: delivery.endpointId, number, ...attempt }, delivery: toDelivery(updated) };
   }
 
   attempts(deliveryId: string): Attempt[] {

@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { TtlCache } from './cache.js';
 import { timed, type Db, type QueryTimer } from './db.js';
+import { timeOrderedId } from './ids.js';
 
 export type EventStatus = 'pending' | 'processing' | 'retrying' | 'processed' | 'dead_letter';
 export type HandlerOutcome = 'success' | 'temporary_error' | 'permanent_error';
@@ -11,7 +11,9 @@ export interface StoredEvent {
   source: string;
   eventId: string;
   type: string;
-  payload: unknown;
+  /** The JSON text as received; `payload` is it parsed, on first use (most paths only pass it on). */
+  rawPayload: string;
+  readonly payload: unknown;
   requestId: string | null;
   receivedAt: number;
   status: EventStatus;
@@ -62,12 +64,17 @@ interface EventRow {
 }
 
 function toEvent(row: EventRow): StoredEvent {
+  let parsed: { value: unknown } | undefined;
   return {
     id: row.id,
     source: row.source,
     eventId: row.event_id,
     type: row.type,
-    payload: JSON.parse(row.payload) as unknown,
+    rawPayload: row.payload,
+    get payload(): unknown {
+      parsed ??= { value: JSON.parse(row.payload) as unknown };
+      return parsed.value;
+    },
     requestId: row.request_id,
     receivedAt: row.received_at,
     status: row.status,
@@ -77,9 +84,7 @@ function toEvent(row: EventRow): StoredEvent {
   };
 }
 
-// Time-ordered (milliseconds first, then random): new rows append at the right edge of the
-// primary-key B-tree instead of dirtying a random page per insert.
-export const newEventId = (): string => `evt_${Date.now().toString(16).padStart(12, '0')}${randomUUID().replaceAll('-', '').slice(0, 20)}`;
+export const newEventId = (): string => timeOrderedId('evt');
 
 /** Events, their idempotency keys and their handler history, in SQLite. */
 export class EventStore {
@@ -120,6 +125,11 @@ export class EventStore {
   }
 
   /** The stored event a live idempotency key points to, if any. */
+  /** What findByKey would answer from memory alone: the stored event id, or undefined when unknown here. */
+  findCachedKey(source: string, key: string): string | undefined {
+    return this.seenKeys.get(`${source}\0${key}`);
+  }
+
   findByKey(source: string, key: string): string | null {
     const cacheKey = `${source}\0${key}`;
     const cached = this.seenKeys.get(cacheKey);
