@@ -6,8 +6,24 @@ import { parseRetryAfter, statusReason } from '../src/outbound/http-sender.js';
 import { MAX_RETRY_AFTER_MS, nextRetryDelay, parseRetrySchedule } from '../src/outbound/retry-schedule.js';
 import { errorWebhookBody, failureEmail } from '../src/outbound/messages.js';
 import { matchesType } from '../src/outbound/subscriptions.js';
+import { generateSecret, signatureHeaders } from '../src/outbound/signer.js';
+import { messageBody } from '../src/outbound/dispatcher.js';
+import { Webhook } from 'standardwebhooks';
 import type { Endpoint } from '../src/store/endpoints.js';
 import { emptyHealth, type EndpointHealth } from '../src/store/endpoint-health.js';
+
+describe('signing', () => {
+  it('signs exactly as the standardwebhooks package does, once per secret during a rotation', () => {
+    const secrets = [generateSecret(), generateSecret()];
+    const at = new Date();
+    const body = messageBody('invoice.paid', at.getTime(), '{"amount": 1200,\n "currency":"eur"}');
+    assert.deepEqual(JSON.parse(body), { type: 'invoice.paid', timestamp: at.toISOString(), data: { amount: 1200, currency: 'eur' } });
+    const headers = signatureHeaders(secrets, 'evt_1', at, body);
+    assert.equal(headers['webhook-timestamp'], String(Math.floor(at.getTime() / 1000)));
+    assert.equal(headers['webhook-signature'], secrets.map((secret) => new Webhook(secret).sign('evt_1', at, body)).join(' '));
+    for (const secret of secrets) assert.doesNotThrow(() => new Webhook(secret).verify(body, headers));
+  });
+});
 
 describe('retry schedule', () => {
   it('parses lists and the exponential form, and rejects nonsense', () => {

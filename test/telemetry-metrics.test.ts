@@ -206,13 +206,14 @@ describe('telemetry: every contract metric moves with real traffic', () => {
     assert.equal(v('webhook_queue_size', { queue: 'deliveries' }), 0);
     assert.equal(v('webhook_dead_letter_queue_size'), 1);
 
-    // Every new event asks the store twice (before and inside its transaction); a first redelivery once,
-    // which fills the cache; the second redelivery is a hit.
-    assert.equal(v('webhook_cache_misses_total', { cache: 'idempotency' }), 2 * 31 + 1);
+    // Every event looks in the cache before its transaction and again inside it, where a miss asks
+    // the store: a new event misses twice and asks once; the first redelivery likewise, and its
+    // answer fills the cache; the second redelivery is a hit before any transaction.
+    assert.equal(v('webhook_cache_misses_total', { cache: 'idempotency' }), 2 * 31 + 2);
     assert.equal(v('webhook_cache_hits_total', { cache: 'idempotency' }), 1);
-    assert.equal(v('webhook_cache_operation_duration_seconds_count', { cache: 'idempotency', operation: 'get' }), 2 * 31 + 2);
+    assert.equal(v('webhook_cache_operation_duration_seconds_count', { cache: 'idempotency', operation: 'get' }), 2 * 31 + 3);
     assert.equal(v('webhook_cache_operation_duration_seconds_count', { cache: 'idempotency', operation: 'set' }), 1);
-    assert.equal(v('webhook_db_query_duration_seconds_count', { operation: 'idempotency_lookup' }), 2 * 31 + 1);
+    assert.equal(v('webhook_db_query_duration_seconds_count', { operation: 'idempotency_lookup' }), 31 + 1);
     assert.equal(v('webhook_db_query_duration_seconds_count', { operation: 'job_enqueue' }), 31);
     assert.ok(v('webhook_db_query_duration_seconds_count', { operation: 'event_get' }) >= 32, 'one read per processing run');
     assert.equal(v('webhook_db_connections', { state: 'open' }), 1);

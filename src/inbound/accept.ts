@@ -31,7 +31,9 @@ export class AcceptService {
   ) {}
 
   async accept(source: string, event: VerifiedEvent, requestId: string): Promise<AcceptResult> {
-    const existing = inSpan('webhook.deduplicate', { 'webhook.source': source }, () => this.store.events.findByKey(source, event.eventId));
+    // A repeat of a recent event is answered from memory; every other event is checked against
+    // the store inside its transaction only, so a new event costs one look-up, not two.
+    const existing = inSpan('webhook.deduplicate', { 'webhook.source': source }, () => this.store.events.findCachedKey(source, event.eventId));
     if (existing) {
       this.logger.info('duplicate event ignored', { source, event_id: event.eventId, event_type: event.type, stored_as: existing });
       return { duplicate: true, id: existing };
@@ -40,8 +42,8 @@ export class AcceptService {
       // Captured inside the store span, so the worker's processing span becomes its child.
       const traceContext = captureTraceContext();
       return this.store.grouped((): AcceptResult => {
-        // Checked again inside the transaction: two deliveries of one id racing both pass the
-        // first look, and one group may hold the same id twice.
+        // The authoritative check, inside the transaction: two deliveries of one id racing both
+        // pass the first look, and one group may hold the same id twice.
         const raced = this.store.events.findByKey(source, event.eventId);
         if (raced) return { duplicate: true, id: raced };
         const id = this.store.events.insert({ source, eventId: event.eventId, type: event.type, rawPayload: event.rawPayload, requestId }, this.options.idempotencyTtlMs);

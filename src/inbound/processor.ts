@@ -33,7 +33,8 @@ export class EventProcessor {
       inSpan('webhook.process', { 'webhook.source': stored.source, 'webhook.event_type': stored.type, 'job.attempt': job.attempts }, async () => {
         const event: InboundEvent = {
           id: stored.id, eventId: stored.eventId, source: stored.source, type: stored.type,
-          payload: stored.payload, requestId: stored.requestId, receivedAt: stored.receivedAt, attempt: job.attempts,
+          get payload() { return stored.payload; },
+          requestId: stored.requestId, receivedAt: stored.receivedAt, attempt: job.attempts,
         };
         return this.process(job, event);
       }, contextFrom(job.traceContext)));
@@ -41,7 +42,8 @@ export class EventProcessor {
 
   private async process(job: Job, event: InboundEvent): Promise<JobResult> {
     const started = process.hrtime.bigint();
-    const done = this.store.events.succeededHandlers(event.id);
+    // Only a run after an earlier attempt can find handlers that already succeeded.
+    const done = job.attempts > 1 ? this.store.events.succeededHandlers(event.id) : new Set<string>();
     const matching = this.registry.match(event.type);
     if (matching.length === 0) this.logger.debug('no handler matched the event type; recorded as processed', { handlers: 0 });
     const handlers = matching.filter((h) => !done.has(h.name));

@@ -33,9 +33,12 @@ export class ConflictError extends Error {
   override readonly name = 'ConflictError';
 }
 
-/** The body every endpoint receives, in the Standard Webhooks payload shape. */
-export function messageBody(type: string, timestamp: number, data: unknown): string {
-  return JSON.stringify({ type, timestamp: new Date(timestamp).toISOString(), data });
+/**
+ * The body every endpoint receives, in the Standard Webhooks payload shape. `data` is JSON text
+ * (an event's payload as stored), spliced in as it is rather than parsed and serialised again.
+ */
+export function messageBody(type: string, timestamp: number, data: string): string {
+  return `{"type":${JSON.stringify(type)},"timestamp":"${new Date(timestamp).toISOString()}","data":${data}}`;
 }
 
 /**
@@ -113,7 +116,7 @@ export class Dispatcher {
   /** POST /webhooks/:id/test: a signed test event now; nothing is stored or counted. */
   async sendTest(endpoint: Endpoint, requestId: string): Promise<SendResult & { messageId: string; body: string }> {
     const messageId = `msg_test_${randomUUID().replaceAll('-', '')}`;
-    const body = messageBody('webhook.test', this.clock.now(), { endpoint_id: endpoint.id, message: 'This is a test event sent by hookwatch.' });
+    const body = messageBody('webhook.test', this.clock.now(), JSON.stringify({ endpoint_id: endpoint.id, message: 'This is a test event sent by hookwatch.' }));
     return runWithContext({ request_id: requestId, endpoint: endpoint.id, event_id: messageId, event_type: 'webhook.test' }, () =>
       inSpan('webhook.deliver.test', { 'webhook.endpoint': endpoint.id }, async (span) => {
         const result = await this.sender.send({
@@ -146,7 +149,7 @@ export class Dispatcher {
       return await runWithContext(context, () =>
         inSpan('webhook.deliver', { 'webhook.endpoint': endpoint.id, 'webhook.event_type': event.type, 'webhook.delivery_id': delivery.id, 'webhook.attempt': delivery.attempts + 1 }, async (span) => {
           const at = this.clock.now();
-          const body = messageBody(event.type, event.receivedAt, event.payload);
+          const body = messageBody(event.type, event.receivedAt, event.rawPayload);
           // Signed with wall-clock time, not the injected clock: the receiver checks the
           // timestamp against its own clock (Standard Webhooks allows five minutes).
           const headers = {
@@ -177,7 +180,7 @@ export class Dispatcher {
       const current = this.store.deliveries.get(deliveryId);
       if (!current) throw new Error(`delivery ${deliveryId} vanished`);
       const outcome = this.decide(current, trigger, result);
-      const attempt = this.store.deliveries.recordAttempt(current, {
+      const { attempt, delivery: after } = this.store.deliveries.recordAttempt(current, {
         trigger, at, durationMs: round(result.durationMs), ok: result.ok, statusCode: result.statusCode, reason: result.reason, error: result.error, responseBody: result.responseBody,
       }, outcome);
       if (trigger === 'manual' && result.ok && current.jobId !== null && this.jobs.get(current.jobId)?.status === 'dead') this.jobs.deleteDead(current.jobId);
@@ -194,7 +197,6 @@ export class Dispatcher {
         this.logger.warn('endpoint disabled: it answered 410 Gone', { endpoint: endpoint.id });
         this.notifier.queueEmail(endpoint.id, disabledEmail(endpoint, endpoint.ownerEmails, at), requestId);
       }
-      const after = this.store.deliveries.get(deliveryId) as Delivery;
       if (trigger === 'scheduled') {
         const fresh = this.store.endpoints.get(endpoint.id);
         if (fresh) this.releaseNextParked(fresh);

@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { InboundEvent } from '../inbound/handlers.js';
 import type { JobScheduler } from '../jobs/queue.js';
 import type { Delivery } from '../store/deliveries.js';
 import type { StoredEvent } from '../store/events.js';
+import { timeOrderedId } from '../store/ids.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../telemetry/logger.js';
 import { captureTraceContext } from '../telemetry/trace-context.js';
@@ -14,7 +14,7 @@ import { matchesType } from './subscriptions.js';
 export const API_SOURCE = 'api';
 export const FORWARD_HANDLER = 'outbound.forward';
 
-export const newDeliveryId = (): string => `dlv_${randomUUID().replaceAll('-', '')}`;
+export const newDeliveryId = (): string => timeOrderedId('dlv');
 
 export interface PublishResult {
   duplicate: boolean;
@@ -58,7 +58,8 @@ export class Publisher {
   forward = async (event: InboundEvent): Promise<void> => {
     const traceContext = captureTraceContext();
     const created = await this.store.grouped(() => this.createDeliveries(event.id, event.type, event.requestId, traceContext));
-    if (created > 0) this.logger.info('event forwarded to endpoints', { deliveries: created });
+    // Each delivery logs its own attempt at info; this line only matters when following one event.
+    if (created > 0) this.logger.debug('event forwarded to endpoints', { deliveries: created });
   };
 
   /** POST /api/v1/events: stores the event and its deliveries together; idempotent by id. */

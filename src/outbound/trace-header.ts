@@ -13,5 +13,6 @@ export function traceHeaders(span: Span): Record<string, string> {
   if (carrier.traceparent) return carrier;
   const ctx = span.spanContext();
   if (isSpanContextValid(ctx)) return { traceparent: `00-${ctx.traceId}-${ctx.spanId}-0${ctx.traceFlags & 1}` };
-  return { traceparent: `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-00` };
+  const ids = randomBytes(24).toString('hex');
+  return { traceparent: `00-${ids.slice(0, 32)}-${ids.slice(32)}-00` };
 }
