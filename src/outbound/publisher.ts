@@ -56,6 +56,9 @@ export class Publisher {
 
   /** The built-in '*' handler: forwards every processed inbound event to its subscribers. */
   forward = async (event: InboundEvent): Promise<void> => {
+    // Most events of a receive-only setup match no endpoint: those skip the write altogether.
+    // The check is repeated inside the transaction, which is what counts.
+    if (!this.store.endpoints.list().some((endpoint) => endpoint.disabledAt === null && matchesType(endpoint.events, event.type))) return;
     const traceContext = captureTraceContext();
     const created = await this.store.grouped(() => this.createDeliveries(event.id, event.type, event.requestId, traceContext));
     // Each delivery logs its own attempt at info; this line only matters when following one event.
