@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import client from 'prom-client';
 
 /**
@@ -100,11 +101,13 @@ export class InstrumentSet {
       this.set(sources()?.cacheUp() ? 1 : 0);
     } });
     new client.Gauge({ name: 'webhook_memory_usage_bytes', help: 'Process memory by type (rss, heap_used, heap_total, external), in bytes.', labelNames: ['type'], registers, collect() {
-      const usage = process.memoryUsage();
-      this.set({ type: 'rss' }, usage.rss);
-      this.set({ type: 'heap_used' }, usage.heapUsed);
-      this.set({ type: 'heap_total' }, usage.heapTotal);
-      this.set({ type: 'external' }, usage.external);
+      // process.memoryUsage() took milliseconds per call in a busy process (measured in the scrape
+      // benchmark); these two give the same figures for a few microseconds.
+      const heap = getHeapStatistics();
+      this.set({ type: 'rss' }, process.memoryUsage.rss());
+      this.set({ type: 'heap_used' }, heap.used_heap_size);
+      this.set({ type: 'heap_total' }, heap.total_heap_size);
+      this.set({ type: 'external' }, heap.external_memory);
     } });
     new client.Gauge({ name: 'webhook_cpu_usage_percent', help: 'Process CPU use since the previous scrape, in percent of one core.', registers, collect() {
       this.set(self.sampleCpuPercent());
