@@ -265,6 +265,10 @@ describe('telemetry: every contract metric moves with real traffic', () => {
     assert.doesNotMatch(text.body, /# EOF/);
     assert.equal(valueOf(parseExposition(text.body), 'webhook_requests_total', { source: 'flood', status: '429' }), 2);
 
+    // Both formats render from the same metric objects: scrapes of both at once each see their own names.
+    const both = await Promise.all([scrape(t.url, OPENMETRICS_ACCEPT), scrape(t.url), scrape(t.url, OPENMETRICS_ACCEPT), scrape(t.url)]);
+    both.forEach((result, i) => assert.match(result.body, i % 2 === 0 ? /^# TYPE webhook_requests counter$/m : /^# TYPE webhook_requests_total counter$/m));
+
     assert.equal(negotiateFormat(undefined), 'prometheus');
     assert.equal(negotiateFormat('*/*'), 'prometheus');
     assert.equal(negotiateFormat('text/plain;version=0.0.4;q=1,application/openmetrics-text;q=0.5'), 'prometheus');

@@ -2,9 +2,8 @@ import { getHeapStatistics } from 'node:v8';
 import client from 'prom-client';
 
 /**
- * The definitions of every metric (DESIGN.md's contract table plus a few extras), instantiated
- * once per exposition format: see metrics.ts for why there are two sets. Only the facade in
- * metrics.ts touches these.
+ * The definitions of every metric (DESIGN.md's contract table plus a few extras), registered in
+ * both exposition formats' registries (see metrics.ts). Only the facade in metrics.ts touches these.
  */
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -114,7 +113,7 @@ export class InstrumentSet {
     } });
   }
 
-  /** CPU since the previous scrape of this exposition (each format keeps its own baseline). */
+  /** CPU since the previous scrape, of either format. */
   private sampleCpuPercent(): number {
     const now = process.hrtime.bigint();
     const cpu = process.cpuUsage();

@@ -6,12 +6,12 @@ import { activeTraceId } from './trace-context.js';
  * Every metric of the contract in DESIGN.md, defined once (instruments.ts), behind a typed facade.
  * Request handlers and workers call the methods below and never touch prom-client.
  *
- * Two expositions are served from the same observations: Prometheus text (the default) and
+ * Two expositions are served from the same metric objects: Prometheus text (the default) and
  * OpenMetrics, when the scraper's Accept header prefers it, whose latency histograms carry the
  * trace id of a recent observation as an exemplar. prom-client fixes one content type per
- * registry and, while rendering OpenMetrics, renames its counters in place (it strips `_total`
- * from the metric object), so the formats cannot share metric objects: each format has its own
- * registry and instrument set, and every observation is recorded in both (a few map updates).
+ * registry, so each format has its own registry holding the same metrics, and every observation
+ * is recorded once. While rendering OpenMetrics prom-client renames counters in place (it strips
+ * `_total`); exposition() renders one format at a time and puts the names back afterwards.
  */
 
 export type { GaugeSources, QueueName } from './instruments.js';
@@ -37,24 +37,25 @@ export interface DeliveryOutcome {
 export class Metrics {
   /** The Prometheus text registry (the default exposition). */
   readonly registry = new client.Registry<client.PrometheusContentType>();
-  /** The OpenMetrics registry, with exemplars on the latency histograms. */
+  /** The OpenMetrics registry: the same metrics, rendered with the exemplars of the latency histograms. */
   readonly openMetricsRegistry = openMetricsRegistry();
-  private readonly text: InstrumentSet;
-  private readonly open: InstrumentSet;
-  private readonly sets: readonly InstrumentSet[];
+  private readonly set: InstrumentSet;
+  private readonly counters: { metric: { name: string }; name: string }[];
+  private rendering: Promise<unknown> = Promise.resolve();
   private readonly allowedTypes: ReadonlySet<string>;
   private gaugeSources: GaugeSources | null = null;
 
   constructor(options: { eventTypeAllowlist: readonly string[]; defaultMetrics?: boolean }) {
     this.allowedTypes = new Set(options.eventTypeAllowlist);
-    const sources = () => this.gaugeSources;
-    this.text = new InstrumentSet(this.registry, false, sources);
-    this.open = new InstrumentSet(this.openMetricsRegistry, true, sources);
-    this.sets = [this.text, this.open];
-    if (options.defaultMetrics !== false) {
-      client.collectDefaultMetrics({ register: this.registry });
-      client.collectDefaultMetrics({ register: this.openMetricsRegistry });
-    }
+    // Created on the OpenMetrics registry: prom-client only allows exemplars there.
+    this.set = new InstrumentSet(this.openMetricsRegistry, true, () => this.gaugeSources);
+    if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: this.openMetricsRegistry });
+    const all = this.openMetricsRegistry.getMetricsAsArray();
+    for (const metric of all) this.registry.registerMetric(metric as unknown as client.Metric);
+    this.counters = all.filter((metric) => metric instanceof client.Counter).map((metric) => {
+      const named = metric as unknown as { name: string };
+      return { metric: named, name: named.name };
+    });
   }
 
   setGaugeSources(sources: GaugeSources): void {
@@ -68,116 +69,118 @@ export class Metrics {
 
   /** Creates every label set alerts divide or threshold at 0, so the first failure is counted by increase(). */
   sourceConfigured(source: string, ratePerSecond: number): void {
-    for (const set of this.sets) {
-      set.rateLimitPerSecond.set({ source }, ratePerSecond);
-      for (const status of ['200', '202', '400', '404', '413', '415', '429']) set.requests.inc({ source, status }, 0);
-      for (const type of INBOUND_ERROR_TYPES) set.errors.inc({ source, type }, 0);
-      for (const reason of SIGNATURE_FAILURE_REASONS) set.signatureFailures.inc({ source, reason }, 0);
-      set.rateLimited.inc({ source }, 0);
-      // WebhookUnlistedEventTypes takes increase() of the `other` series: it must exist before its first event.
-      set.byType.inc({ source, event_type: 'other' }, 0);
-    }
+    const set = this.set;
+    set.rateLimitPerSecond.set({ source }, ratePerSecond);
+    for (const status of ['200', '202', '400', '404', '413', '415', '429']) set.requests.inc({ source, status }, 0);
+    for (const type of INBOUND_ERROR_TYPES) set.errors.inc({ source, type }, 0);
+    for (const reason of SIGNATURE_FAILURE_REASONS) set.signatureFailures.inc({ source, reason }, 0);
+    set.rateLimited.inc({ source }, 0);
+    // WebhookUnlistedEventTypes takes increase() of the `other` series: it must exist before its first event.
+    set.byType.inc({ source, event_type: 'other' }, 0);
   }
 
   endpointRegistered(endpoint: string): void {
-    for (const set of this.sets) {
-      set.deliveries.inc({ endpoint }, 0);
-      set.deliveryRetries.inc({ endpoint }, 0);
-      for (const reason of DELIVERY_FAILURE_REASONS) set.deliveryFailures.inc({ endpoint, reason }, 0);
-    }
+    const set = this.set;
+    set.deliveries.inc({ endpoint }, 0);
+    set.deliveryRetries.inc({ endpoint }, 0);
+    for (const reason of DELIVERY_FAILURE_REASONS) set.deliveryFailures.inc({ endpoint, reason }, 0);
   }
 
   endpointRemoved(endpoint: string): void {
-    for (const set of this.sets) {
-      set.deliveries.remove({ endpoint });
-      set.deliveryRetries.remove({ endpoint });
-      set.endpointUp.remove({ endpoint });
-      set.deliveryDuration.remove({ endpoint });
-      for (const reason of DELIVERY_FAILURE_REASONS) set.deliveryFailures.remove({ endpoint, reason });
-    }
+    const set = this.set;
+    set.deliveries.remove({ endpoint });
+    set.deliveryRetries.remove({ endpoint });
+    set.endpointUp.remove({ endpoint });
+    set.deliveryDuration.remove({ endpoint });
+    for (const reason of DELIVERY_FAILURE_REASONS) set.deliveryFailures.remove({ endpoint, reason });
   }
 
   requestStarted(): () => void {
-    for (const set of this.sets) set.concurrent.inc();
+    this.set.concurrent.inc();
     let done = false;
     return () => {
-      if (!done) for (const set of this.sets) set.concurrent.dec();
+      if (!done) this.set.concurrent.dec();
       done = true;
     };
   }
 
   requestCompleted(source: string, status: number, seconds: number): void {
     const labels = { source, status: String(status) };
-    for (const set of this.sets) set.requests.inc(labels);
+    this.set.requests.inc(labels);
     this.observeLatency((set) => set.requestDuration, labels, seconds);
   }
 
   inboundError(source: string, type: InboundErrorType): void {
-    for (const set of this.sets) set.errors.inc({ source, type });
+    this.set.errors.inc({ source, type });
   }
 
   signatureRejected(source: string, reason: SignatureFailureReason): void {
-    for (const set of this.sets) set.signatureFailures.inc({ source, reason });
+    this.set.signatureFailures.inc({ source, reason });
   }
 
   rateLimited(source: string): void {
-    for (const set of this.sets) set.rateLimited.inc({ source });
+    this.set.rateLimited.inc({ source });
   }
 
   eventAccepted(source: string, eventType: string): void {
     const labels = { source, event_type: this.eventTypeLabel(eventType) };
-    for (const set of this.sets) set.byType.inc(labels);
+    this.set.byType.inc(labels);
   }
 
   eventProcessed(eventType: string, status: ProcessingStatus, handlerSeconds: number, endToEndSeconds: number | null): void {
     const event_type = this.eventTypeLabel(eventType);
-    for (const set of this.sets) set.processed.inc({ event_type, status });
+    this.set.processed.inc({ event_type, status });
     this.observeLatency((set) => set.processingDuration, { event_type }, handlerSeconds);
     if (endToEndSeconds !== null) this.observeLatency((set) => set.endToEnd, { event_type }, endToEndSeconds);
   }
 
   processingFailed(source: string): void {
-    for (const set of this.sets) set.errors.inc({ source, type: 'processing' });
+    this.set.errors.inc({ source, type: 'processing' });
   }
 
   dbQueryTimed(operation: string, seconds: number): void {
-    for (const set of this.sets) set.dbQuery.observe({ operation }, seconds);
+    this.set.dbQuery.observe({ operation }, seconds);
   }
 
   cacheLookup(cache: string, hit: boolean, seconds: number): void {
-    for (const set of this.sets) {
-      (hit ? set.cacheHits : set.cacheMisses).inc({ cache });
-      set.cacheDuration.observe({ cache, operation: 'get' }, seconds);
-    }
+    const set = this.set;
+    (hit ? set.cacheHits : set.cacheMisses).inc({ cache });
+    set.cacheDuration.observe({ cache, operation: 'get' }, seconds);
   }
 
   cacheOperation(cache: string, operation: string, seconds: number): void {
-    for (const set of this.sets) set.cacheDuration.observe({ cache, operation }, seconds);
+    this.set.cacheDuration.observe({ cache, operation }, seconds);
   }
 
   deliveryAttempted(endpoint: string, outcome: DeliveryOutcome, seconds: number): void {
-    for (const set of this.sets) {
-      set.deliveries.inc({ endpoint });
-      if (outcome.retry) set.deliveryRetries.inc({ endpoint });
-      if (!outcome.ok && outcome.reason) set.deliveryFailures.inc({ endpoint, reason: outcome.reason });
-      set.endpointUp.set({ endpoint }, outcome.ok ? 1 : 0);
-    }
+    const set = this.set;
+    set.deliveries.inc({ endpoint });
+    if (outcome.retry) set.deliveryRetries.inc({ endpoint });
+    if (!outcome.ok && outcome.reason) set.deliveryFailures.inc({ endpoint, reason: outcome.reason });
+    set.endpointUp.set({ endpoint }, outcome.ok ? 1 : 0);
     this.observeLatency((set) => set.deliveryDuration, { endpoint }, seconds);
   }
 
   /** The exposition in the format the scraper asked for (OpenMetrics only when it prefers it). */
   async exposition(accept: string | undefined): Promise<{ contentType: string; body: string }> {
     const registry = negotiateFormat(accept) === 'openmetrics' ? this.openMetricsRegistry : this.registry;
-    return { contentType: registry.contentType, body: await registry.metrics() };
+    const body = this.rendering.then(async () => {
+      try {
+        return await registry.metrics();
+      } finally {
+        for (const counter of this.counters) counter.metric.name = counter.name;
+      }
+    });
+    this.rendering = body.catch(() => undefined);
+    return { contentType: registry.contentType, body: await body };
   }
 
-  /** Records a latency in both formats; the OpenMetrics one keeps the active trace id as an exemplar. */
+  /** Records a latency; the OpenMetrics exposition shows the active trace id as an exemplar. */
   private observeLatency<L extends string>(pick: (set: InstrumentSet) => client.Histogram<L>, labels: client.LabelValues<L>, seconds: number): void {
-    pick(this.text).observe(labels, seconds);
     const traceId = activeTraceId();
     // prom-client types exemplar labels as the metric's own label names; they are a separate set.
     const exemplarLabels = (traceId ? { trace_id: traceId } : {}) as client.LabelValues<L>;
-    pick(this.open).observe({ labels, value: seconds, exemplarLabels });
+    pick(this.set).observe({ labels, value: seconds, exemplarLabels });
   }
 }
 
