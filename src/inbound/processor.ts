@@ -45,7 +45,7 @@ export class EventProcessor {
     // Only a run after an earlier attempt can find handlers that already succeeded.
     const done = job.attempts > 1 ? this.store.events.succeededHandlers(event.id) : new Set<string>();
     const matching = this.registry.match(event.type);
-    if (matching.length === 0) this.logger.debug('no handler matched the event type; recorded as processed', { handlers: 0 });
+    if (matching.length === 0 && this.logger.isDebugEnabled()) this.logger.debug('no handler matched the event type; recorded as processed', { handlers: 0 });
     const handlers = matching.filter((h) => !done.has(h.name));
     const failures: { name: string; error: Error }[] = [];
     const runs: HandlerRun[] = [];

@@ -62,7 +62,8 @@ export class Publisher {
     const traceContext = captureTraceContext();
     const created = await this.store.grouped(() => this.createDeliveries(event.id, event.type, event.requestId, traceContext));
     // Each delivery logs its own attempt at info; this line only matters when following one event.
-    if (created > 0) this.logger.debug('event forwarded to endpoints', { deliveries: created });
+    // winston formats a line before its transports drop it by level, hence the explicit check.
+    if (created > 0 && this.logger.isDebugEnabled()) this.logger.debug('event forwarded to endpoints', { deliveries: created });
   };
 
   /** POST /api/v1/events: stores the event and its deliveries together; idempotent by id. */

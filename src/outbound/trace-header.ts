@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { isSpanContextValid, type Span } from '@opentelemetry/api';
 import { captureTraceContext } from '../telemetry/trace-context.js';
 
@@ -13,6 +13,8 @@ export function traceHeaders(span: Span): Record<string, string> {
   if (carrier.traceparent) return carrier;
   const ctx = span.spanContext();
   if (isSpanContextValid(ctx)) return { traceparent: `00-${ctx.traceId}-${ctx.spanId}-0${ctx.traceFlags & 1}` };
-  const ids = randomBytes(24).toString('hex');
-  return { traceparent: `00-${ids.slice(0, 32)}-${ids.slice(32)}-00` };
+  // randomUUID draws from a cached pool of random bytes; randomBytes asks the system every call.
+  const traceId = randomUUID().replaceAll('-', '');
+  const spanId = randomUUID().replaceAll('-', '').slice(0, 16);
+  return { traceparent: `00-${traceId}-${spanId}-00` };
 }
