@@ -80,6 +80,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
   const eventWorkers = new WorkerPool(jobs, {
     queue: 'events', concurrency: config.worker.concurrency, leaseMs: config.worker.leaseMs, pollMs: config.worker.pollMs, run: processor.run, logger,
   });
+  accept.handOffTo(eventWorkers);
 
   metrics.setGaugeSources({
     queueSizes: () => ({ events: jobs.pendingCount('events'), deliveries: jobs.pendingCount('deliveries') }),

@@ -42,6 +42,18 @@ describe('the durable job queue', () => {
     assert.equal(queue.get(id), null);
   });
 
+  it('creates a job already leased to a local pool, which nobody else claims until the lease runs out', () => {
+    const { queue, advance } = setup();
+    const job = queue.enqueueLeased({ queue: 'events', kind: 'k', ref: 'r', maxAttempts: 3, requestId: 'req-1' }, 'pool-a', 10_000);
+    assert.deepEqual([job.status, job.attempts, job.leaseOwner, job.requestId], ['running', 1, 'pool-a', 'req-1']);
+    assert.deepEqual(queue.get(job.id), job, 'the job handed over is the job stored');
+    assert.equal(queue.claim('events', 'pool-b', 5, 10_000).length, 0);
+    assert.equal(queue.extendLeases('events', 'pool-a', 10_000), 1, "the pool's heartbeat covers it");
+    advance(10_000);
+    const retaken = queue.claim('events', 'pool-b', 5, 10_000);
+    assert.deepEqual(retaken.map((j) => [j.id, j.attempts]), [[job.id, 2]], 'a pool that died with it loses it like any claim');
+  });
+
   it('extends a held lease so a long job is not taken back', () => {
     const { queue, advance } = setup();
     const id = queue.enqueue({ queue: 'events', kind: 'k', ref: 'r', maxAttempts: 3 });

@@ -1,4 +1,4 @@
-import type { JobScheduler } from '../jobs/queue.js';
+import type { Job, JobHandoff, JobScheduler } from '../jobs/queue.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
@@ -22,6 +22,8 @@ export interface AcceptOptions {
  * request is answered only after that commit.
  */
 export class AcceptService {
+  private handoff: JobHandoff | null = null;
+
   constructor(
     private readonly store: Store,
     private readonly jobs: JobScheduler,
@@ -29,6 +31,11 @@ export class AcceptService {
     private readonly logger: Logger,
     private readonly options: AcceptOptions,
   ) {}
+
+  /** The event workers of this process, to which new events go directly when they have room. */
+  handOffTo(workers: JobHandoff): void {
+    this.handoff = workers;
+  }
 
   async accept(source: string, event: VerifiedEvent, requestId: string): Promise<AcceptResult> {
     // A repeat of a recent event is answered from memory; every other event is checked against
@@ -41,22 +48,27 @@ export class AcceptService {
     const result = await inSpan('webhook.store', { 'webhook.source': source, 'webhook.event_type': event.type }, () => {
       // Captured inside the store span, so the worker's processing span becomes its child.
       const traceContext = captureTraceContext();
-      return this.store.grouped((): AcceptResult => {
+      return this.store.grouped((): AcceptResult & { job?: Job } => {
         // The authoritative check, inside the transaction: two deliveries of one id racing both
         // pass the first look, and one group may hold the same id twice.
         const raced = this.store.events.findByKey(source, event.eventId);
         if (raced) return { duplicate: true, id: raced };
         const id = this.store.events.insert({ source, eventId: event.eventId, type: event.type, rawPayload: event.rawPayload, requestId }, this.options.idempotencyTtlMs);
-        this.jobs.enqueue({ queue: 'events', kind: PROCESS_EVENT_JOB, ref: id, maxAttempts: this.options.maxAttempts, requestId, traceContext });
+        const job = { queue: 'events' as const, kind: PROCESS_EVENT_JOB, ref: id, maxAttempts: this.options.maxAttempts, requestId, traceContext };
+        // Straight to this process's workers when they have room, which spares claiming it.
+        const lease = this.handoff?.lease();
+        if (lease) return { duplicate: false, id, job: this.jobs.enqueueLeased(job, lease.owner, lease.leaseMs) };
+        this.jobs.enqueue(job);
         return { duplicate: false, id };
       });
     });
+    if ('job' in result && result.job) this.handoff?.adopt(result.job);
     if (result.duplicate) {
       this.logger.info('duplicate event ignored', { source, event_id: event.eventId, event_type: event.type, stored_as: result.id });
-      return result;
+      return { duplicate: true, id: result.id };
     }
     this.metrics.eventAccepted(source, event.type);
     this.logger.info('event received', { source, event_id: event.eventId, event_type: event.type, stored_as: result.id });
-    return result;
+    return { duplicate: false, id: result.id };
   }
 }

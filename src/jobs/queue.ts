@@ -35,10 +35,24 @@ export interface NewJob {
   traceContext?: Record<string, string> | null;
 }
 
+/** A worker pool of this process that takes new jobs directly, already leased to it. */
+export interface JobHandoff {
+  /** The lease to give a new job, or null when the pool is stopped or has enough work waiting. */
+  lease(): { owner: string; leaseMs: number } | null;
+  /** Takes a job created with that lease, once the transaction that created it has committed. */
+  adopt(job: Job): void;
+}
+
 /** What enqueueing code needs: producers depend on this, not on the whole queue. */
 export interface JobScheduler {
   /** Adds a job; call inside the same transaction as the rows it refers to. */
   enqueue(job: NewJob): number;
+  /**
+   * Adds a job already claimed by `owner` (its first attempt under way), for a pool of this
+   * process to run without claiming it; call inside the transaction, hand it over after the commit.
+   * Should the process die first, the lease runs out and the job is claimed like any other.
+   */
+  enqueueLeased(job: NewJob, owner: string, leaseMs: number): Job;
 }
 
 /**

@@ -57,6 +57,9 @@ export class SqliteJobQueue implements JobQueue {
       insert: db.prepare(
         `INSERT INTO jobs (queue, kind, ref, payload, status, max_attempts, run_at, request_id, trace_context, created_at, updated_at)
          VALUES (@queue, @kind, @ref, @payload, 'pending', @maxAttempts, @runAt, @requestId, @traceContext, @now, @now)`),
+      insertLeased: db.prepare(
+        `INSERT INTO jobs (queue, kind, ref, payload, status, attempts, max_attempts, run_at, lease_owner, lease_expires_at, request_id, trace_context, created_at, updated_at)
+         VALUES (@queue, @kind, @ref, @payload, 'running', 1, @maxAttempts, @runAt, @owner, @until, @requestId, @traceContext, @now, @now)`),
       // Expired leases go back to pending first, so a crashed worker's jobs are taken back.
       // Running jobs are few (workers x processes), so scanning them by (queue, status) is cheap
       // and spares an index that every claim would have to rewrite.
@@ -113,6 +116,23 @@ export class SqliteJobQueue implements JobQueue {
     // so a woken worker finds the row.
     if (this.listeners.length > 0) queueMicrotask(() => { for (const listener of this.listeners) listener(job.queue); });
     return Number(result.lastInsertRowid);
+  }
+
+  enqueueLeased(job: NewJob, owner: string, leaseMs: number): Job {
+    const now = this.clock.now();
+    const payload = job.payload ? JSON.stringify(job.payload) : null;
+    const traceContext = job.traceContext && Object.keys(job.traceContext).length > 0 ? job.traceContext : null;
+    const runAt = job.runAt ?? now;
+    const until = now + leaseMs;
+    const result = timed(this.timer, 'job_enqueue', () => this.s.insertLeased.run({
+      queue: job.queue, kind: job.kind, ref: job.ref, payload, maxAttempts: job.maxAttempts, runAt, owner, until,
+      requestId: job.requestId ?? null, traceContext: traceContext ? JSON.stringify(traceContext) : null, now,
+    }));
+    return {
+      id: Number(result.lastInsertRowid), queue: job.queue, kind: job.kind, ref: job.ref, payload: job.payload ?? null,
+      status: 'running', attempts: 1, maxAttempts: job.maxAttempts, runAt, leaseOwner: owner, leaseExpiresAt: until,
+      lastError: null, requestId: job.requestId ?? null, traceContext, createdAt: now, updatedAt: now,
+    };
   }
 
   claim(queue: QueueName, owner: string, limit: number, leaseMs: number): Job[] {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../telemetry/logger.js';
 import type { QueueName } from '../telemetry/metrics.js';
-import type { Job, JobQueue } from './queue.js';
+import type { Job, JobHandoff, JobQueue } from './queue.js';
 
 /** What running a job decided; the pool applies it while it still holds the lease. */
 export type JobResult = (
@@ -35,7 +35,7 @@ export interface WorkerPoolOptions {
  * write transaction) serves many jobs. One heartbeat extends the leases of every job this pool
  * holds, so only a crashed (or hung past its lease) pool loses its jobs.
  */
-export class WorkerPool {
+export class WorkerPool implements JobHandoff {
   readonly owner = `${process.pid}-${randomUUID().slice(0, 8)}`;
   private readonly running = new Map<number, Promise<void>>();
   /** Results of finished jobs waiting for their commit. */
@@ -66,6 +66,20 @@ export class WorkerPool {
 
   get activeCount(): number {
     return this.running.size;
+  }
+
+  lease(): { owner: string; leaseMs: number } | null {
+    if (this.stopped || this.waiting.length >= this.batchSize) return null;
+    return { owner: this.owner, leaseMs: this.options.leaseMs };
+  }
+
+  adopt(job: Job): void {
+    if (this.stopped) {
+      this.jobs.release(job.id, this.owner);
+      return;
+    }
+    if (this.running.size < this.options.concurrency) this.launch(job);
+    else this.waiting.push(job);
   }
 
   /** Asks the pool to look for work now (a job was enqueued or became due). */
@@ -122,11 +136,14 @@ export class WorkerPool {
     if (this.stopped) return;
     this.pumping = true;
     try {
-      if (this.waiting.length === 0 && this.running.size < this.options.concurrency) {
-        const claimed = this.jobs.claim(this.options.queue, this.owner, this.batchSize, this.options.leaseMs);
-        this.waiting = claimed;
+      // Jobs handed over directly (adopt) may keep the buffer from emptying: claiming whenever it
+      // has room lets jobs that went through the table (retries, overflow) take their turn.
+      const room = this.batchSize - this.waiting.length;
+      if (room > 0) {
+        const claimed = this.jobs.claim(this.options.queue, this.owner, room, this.options.leaseMs);
+        this.waiting.push(...claimed);
         // A full batch means more may be due: look again once this batch is under way.
-        if (claimed.length === this.batchSize) this.wakeRequested = true;
+        if (claimed.length === room) this.wakeRequested = true;
       }
       while (this.running.size < this.options.concurrency && this.waiting.length > 0) this.launch(this.waiting.shift() as Job);
     } catch (error) {
