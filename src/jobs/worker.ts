@@ -48,11 +48,19 @@ export class WorkerPool implements JobHandoff {
   private stopped = true;
   private pumping = false;
   private wakeRequested = false;
+  /**
+   * Whether the table may hold due jobs this pool has not claimed: set when one is enqueued there
+   * (not handed over) or a claim came back full, cleared when a claim comes back short. Waking
+   * claims only then; the periodic poll claims regardless (retries falling due, expired leases).
+   */
+  private mayHaveDue = true;
 
   constructor(private readonly jobs: JobQueue, private readonly options: WorkerPoolOptions) {
     this.batchSize = Math.max(options.concurrency, MIN_BATCH);
     jobs.onEnqueue((queue) => {
-      if (queue === options.queue) this.wake();
+      if (queue !== options.queue) return;
+      this.mayHaveDue = true;
+      this.wake();
     });
   }
 
@@ -127,11 +135,12 @@ export class WorkerPool implements JobHandoff {
   private schedule(delayMs: number): void {
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.pump(), delayMs);
+    const polled = delayMs > 0;
+    this.timer = setTimeout(() => this.pump(polled), delayMs);
     this.timer.unref();
   }
 
-  private pump(): void {
+  private pump(polled: boolean): void {
     this.timer = null;
     if (this.stopped) return;
     this.pumping = true;
@@ -139,11 +148,12 @@ export class WorkerPool implements JobHandoff {
       // Jobs handed over directly (adopt) may keep the buffer from emptying: claiming whenever it
       // has room lets jobs that went through the table (retries, overflow) take their turn.
       const room = this.batchSize - this.waiting.length;
-      if (room > 0) {
+      if (room > 0 && (this.mayHaveDue || polled)) {
         const claimed = this.jobs.claim(this.options.queue, this.owner, room, this.options.leaseMs);
         this.waiting.push(...claimed);
         // A full batch means more may be due: look again once this batch is under way.
-        if (claimed.length === room) this.wakeRequested = true;
+        this.mayHaveDue = claimed.length === room;
+        if (this.mayHaveDue) this.wakeRequested = true;
       }
       while (this.running.size < this.options.concurrency && this.waiting.length > 0) this.launch(this.waiting.shift() as Job);
     } catch (error) {

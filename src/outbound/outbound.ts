@@ -75,6 +75,7 @@ export class Outbound {
     this.pool = new WorkerPool(jobs, {
       queue: 'deliveries', concurrency: config.delivery.concurrency, leaseMs: config.worker.leaseMs, pollMs: config.worker.pollMs, run: this.run, logger,
     });
+    this.publisher.handOffTo(this.pool);
     // Every known endpoint's counters exist at 0 from start-up, so its first failure is counted.
     for (const endpoint of store.endpoints.list()) metrics.endpointRegistered(endpoint.id);
   }

@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { InboundEvent } from '../inbound/handlers.js';
-import type { JobScheduler } from '../jobs/queue.js';
+import type { Job, JobHandoff, JobScheduler } from '../jobs/queue.js';
 import type { Delivery } from '../store/deliveries.js';
 import type { StoredEvent } from '../store/events.js';
 import { timeOrderedId } from '../store/ids.js';
@@ -28,6 +28,8 @@ export interface PublishResult {
  * handler retried after a crash) creates nothing new.
  */
 export class Publisher {
+  private handoff: JobHandoff | null = null;
+
   constructor(
     private readonly store: Store,
     private readonly jobs: JobScheduler,
@@ -36,9 +38,18 @@ export class Publisher {
     private readonly options: { maxAttempts: number; idempotencyTtlMs: number },
   ) {}
 
-  /** Creates the deliveries of a stored event; call inside a transaction. */
-  createDeliveries(eventPk: string, type: string, requestId: string | null, traceContext: Record<string, string> | null): number {
+  /** The delivery workers of this process, to which new deliveries go directly when they have room. */
+  handOffTo(workers: JobHandoff): void {
+    this.handoff = workers;
+  }
+
+  /**
+   * Creates the deliveries of a stored event; call inside a transaction, then give `leased` to
+   * handOver() once it has committed.
+   */
+  createDeliveries(eventPk: string, type: string, requestId: string | null, traceContext: Record<string, string> | null): { created: number; leased: Job[] } {
     let created = 0;
+    const leased: Job[] = [];
     for (const endpoint of this.store.endpoints.list()) {
       if (endpoint.disabledAt !== null || !matchesType(endpoint.events, type)) continue;
       // Behind a paused endpoint, or behind a backlog still draining after a resume, a new
@@ -48,10 +59,18 @@ export class Publisher {
       if (!this.store.deliveries.insert({ id, eventPk, endpointId: endpoint.id, parked, requestId })) continue;
       created += 1;
       if (parked) continue;
-      const jobId = this.jobs.enqueue({ queue: 'deliveries', kind: DELIVERY_JOB, ref: id, maxAttempts: this.options.maxAttempts, requestId, traceContext });
-      this.store.deliveries.setJob(id, jobId, this.clock.now());
+      const job = { queue: 'deliveries' as const, kind: DELIVERY_JOB, ref: id, maxAttempts: this.options.maxAttempts, requestId, traceContext };
+      const lease = this.handoff?.lease();
+      const handed = lease ? this.jobs.enqueueLeased(job, lease.owner, lease.leaseMs) : null;
+      if (handed) leased.push(handed);
+      this.store.deliveries.setJob(id, handed ? handed.id : this.jobs.enqueue(job), this.clock.now());
     }
-    return created;
+    return { created, leased };
+  }
+
+  /** Gives the delivery workers the jobs created leased to them, after their transaction committed. */
+  handOver(leased: readonly Job[]): void {
+    for (const job of leased) this.handoff?.adopt(job);
   }
 
   /** The built-in '*' handler: forwards every processed inbound event to its subscribers. */
@@ -60,7 +79,8 @@ export class Publisher {
     // The check is repeated inside the transaction, which is what counts.
     if (!this.store.endpoints.list().some((endpoint) => endpoint.disabledAt === null && matchesType(endpoint.events, event.type))) return;
     const traceContext = captureTraceContext();
-    const created = await this.store.grouped(() => this.createDeliveries(event.id, event.type, event.requestId, traceContext));
+    const { created, leased } = await this.store.grouped(() => this.createDeliveries(event.id, event.type, event.requestId, traceContext));
+    this.handOver(leased);
     // Each delivery logs its own attempt at info; this line only matters when following one event.
     // winston formats a line before its transports drop it by level, hence the explicit check.
     if (created > 0 && this.logger.isDebugEnabled()) this.logger.debug('event forwarded to endpoints', { deliveries: created });
@@ -73,12 +93,13 @@ export class Publisher {
     const traceContext = captureTraceContext();
     const outcome = this.store.transaction(() => {
       const raced = this.store.events.findByKey(API_SOURCE, input.id);
-      if (raced) return { pk: raced, duplicate: true };
+      if (raced) return { pk: raced, duplicate: true, leased: [] };
       const pk = this.store.events.insert({ source: API_SOURCE, eventId: input.id, type: input.type, rawPayload: JSON.stringify(input.data ?? null), requestId }, this.options.idempotencyTtlMs);
       this.store.events.setStatus(pk, 'processed', 0, null);
-      this.createDeliveries(pk, input.type, requestId, traceContext);
-      return { pk, duplicate: false };
+      const { leased } = this.createDeliveries(pk, input.type, requestId, traceContext);
+      return { pk, duplicate: false, leased };
     });
+    this.handOver(outcome.leased);
     const result = this.result(outcome.pk, outcome.duplicate);
     if (!outcome.duplicate) this.logger.info('event published', { event_id: input.id, event_type: input.type, stored_as: outcome.pk, deliveries: result.deliveries.length });
     return result;
