@@ -63,26 +63,43 @@ interface EventRow {
   last_error: string | null;
 }
 
-function toEvent(row: EventRow): StoredEvent {
-  let parsed: { value: unknown } | undefined;
-  return {
-    id: row.id,
-    source: row.source,
-    eventId: row.event_id,
-    type: row.type,
-    rawPayload: row.payload,
-    get payload(): unknown {
-      parsed ??= { value: JSON.parse(row.payload) as unknown };
-      return parsed.value;
-    },
-    requestId: row.request_id,
-    receivedAt: row.received_at,
-    status: row.status,
-    attempts: row.attempts,
-    processedAt: row.processed_at,
-    lastError: row.last_error,
-  };
+/** A stored event whose payload is parsed on first use (most paths only pass its text on). */
+class LoadedEvent implements StoredEvent {
+  readonly id: string;
+  readonly source: string;
+  readonly eventId: string;
+  readonly type: string;
+  readonly rawPayload: string;
+  readonly requestId: string | null;
+  readonly receivedAt: number;
+  readonly status: EventStatus;
+  readonly attempts: number;
+  readonly processedAt: number | null;
+  readonly lastError: string | null;
+  private parsed: { value: unknown } | undefined;
+
+  constructor(row: EventRow) {
+    this.id = row.id;
+    this.source = row.source;
+    this.eventId = row.event_id;
+    this.type = row.type;
+    this.rawPayload = row.payload;
+    this.requestId = row.request_id;
+    this.receivedAt = row.received_at;
+    this.status = row.status;
+    this.attempts = row.attempts;
+    this.processedAt = row.processed_at;
+    this.lastError = row.last_error;
+  }
+
+  get payload(): unknown {
+    this.parsed ??= { value: JSON.parse(this.rawPayload) as unknown };
+    return this.parsed.value;
+  }
 }
+
+// A class, not an object literal with a getter: V8 builds those several times slower.
+const toEvent = (row: EventRow): StoredEvent => new LoadedEvent(row);
 
 export const newEventId = (): string => timeOrderedId('evt');
 
