@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { backoffDelay } from '../src/jobs/backoff.js';
+import { Writable } from 'node:stream';
 import { SqliteJobQueue } from '../src/jobs/sqlite-queue.js';
+import { WorkerPool } from '../src/jobs/worker.js';
+import { createLogger } from '../src/telemetry/logger.js';
 import { openDatabase } from '../src/store/db.js';
 import { tempDir } from './helpers/service.js';
 
@@ -116,5 +119,37 @@ describe('backoff', () => {
     assert.equal(backoffDelay(policy, 3, () => 1), 4000);
     assert.equal(backoffDelay(policy, 10, () => 1), 10_000);
     assert.equal(backoffDelay(policy, 10, () => 0), 5_000);
+  });
+});
+
+describe('the worker pool', () => {
+  it('runs handed-over jobs and, beside them, jobs that went through the table, without waiting for a poll', async () => {
+    const db = openDatabase({ file: path.join(tempDir(), 'pool.db'), synchronous: 'normal' });
+    const queue = new SqliteJobQueue(db, { now: () => Date.now() }, () => {});
+    const ran: string[] = [];
+    const pool = new WorkerPool(queue, {
+      // A poll an hour away: only wake-ups can bring the table's jobs in.
+      queue: 'events', concurrency: 2, leaseMs: 30_000, pollMs: 3_600_000, logger: createLogger({ level: 'error', service: 't', environment: 't', stream: new Writable({ write: (_c, _e, cb) => cb() }) }),
+      run: async (job) => {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        ran.push(job.ref);
+        return { outcome: 'done' };
+      },
+    });
+    pool.start();
+    const handed = (ref: string) => {
+      const lease = pool.lease();
+      assert.ok(lease, 'the pool has room');
+      pool.adopt(queue.enqueueLeased({ queue: 'events', kind: 'k', ref, maxAttempts: 3 }, lease.owner, lease.leaseMs));
+    };
+    for (let i = 0; i < 5; i++) handed(`handed-${i}`);
+    for (let i = 0; i < 5; i++) queue.enqueue({ queue: 'events', kind: 'k', ref: `table-${i}`, maxAttempts: 3 });
+    for (let i = 5; i < 10; i++) handed(`handed-${i}`);
+    const deadline = Date.now() + 10_000;
+    while (ran.length < 15 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.deepEqual([...ran].sort(), [...Array.from({ length: 10 }, (_, i) => `handed-${i}`), ...Array.from({ length: 5 }, (_, i) => `table-${i}`)].sort());
+    await pool.stop(1_000);
+    assert.equal(queue.pendingCount('events'), 0, 'every job completed and deleted');
+    assert.equal(pool.lease(), null, 'a stopped pool takes nothing');
   });
 });
