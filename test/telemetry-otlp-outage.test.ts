@@ -4,13 +4,13 @@ import { OUTAGE_MESSAGES } from '../src/telemetry/outage.js';
 import { freePort } from './helpers/prom-tools.js';
 import { ADMIN_TOKEN, STRIPE_SECRET, tempDir, waitFor } from './helpers/service.js';
 import { stripeEvent, stripeHeaders } from './helpers/signing.js';
-import { spawnWithPreload } from './helpers/telemetry-tracing.js';
+import { spawnService } from './helpers/child.js';
 
 describe('an unreachable OTLP collector', () => {
   it('never fails a request and is reported once per outage, not per failed export', async () => {
     // Nothing listens on this port: every export is refused.
     const refused = `http://127.0.0.1:${await freePort()}`;
-    const child = await spawnWithPreload({ DATA_DIR: tempDir(), ADMIN_TOKEN, STRIPE_WEBHOOK_SECRET: STRIPE_SECRET, OTEL_EXPORTER_OTLP_ENDPOINT: refused });
+    const child = await spawnService({ DATA_DIR: tempDir(), ADMIN_TOKEN, STRIPE_WEBHOOK_SECRET: STRIPE_SECRET, OTEL_EXPORTER_OTLP_ENDPOINT: refused }, { preload: true });
     const sendBurst = async () => {
       for (let i = 0; i < 10; i++) {
         const { body } = stripeEvent('charge.succeeded');

@@ -5,7 +5,8 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace-node';
 import type { TestService } from './helpers/service.js';
 import { OPENMETRICS_ACCEPT, samplesOf, scrape } from './helpers/telemetry-metrics.js';
 import { FakeLoki, OtlpReceiver } from './helpers/telemetry-servers.js';
-import { bootstrapTestTracing, descendsFrom, parentOf, spanId, spawnWithPreload, traceIdOf } from './helpers/telemetry-tracing.js';
+import { spawnService } from './helpers/child.js';
+import { bootstrapTestTracing, descendsFrom, parentOf, spanId, traceIdOf } from './helpers/telemetry-tracing.js';
 
 // As preload.ts does in the real process: tracing first, then everything that imports express.
 const { exporter, tracing } = bootstrapTestTracing();
@@ -138,14 +139,14 @@ describe('traces and logs leave the real process (preload bootstrap, OTLP/HTTP, 
   });
 
   it('exports the HTTP, Express and hookwatch spans of one event over OTLP, and ships its log lines to Loki', async () => {
-    const child = await spawnWithPreload({
+    const child = await spawnService({
       DATA_DIR: tempDir(),
       ADMIN_TOKEN,
       STRIPE_WEBHOOK_SECRET: STRIPE_SECRET,
       OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
       LOKI_URL: loki.url,
       DEPLOYMENT_ENVIRONMENT: 'otlp-test',
-    });
+    }, { preload: true });
     try {
       const { id, body } = stripeEvent('charge.succeeded');
       const res = await fetch(`${child.url}/webhooks/stripe`, { method: 'POST', headers: stripeHeaders(body), body });
