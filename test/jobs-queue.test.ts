@@ -51,7 +51,7 @@ describe('the durable job queue', () => {
     assert.deepEqual([job.status, job.attempts, job.leaseOwner, job.requestId], ['running', 1, 'pool-a', 'req-1']);
     assert.deepEqual(queue.get(job.id), job, 'the job handed over is the job stored');
     assert.equal(queue.claim('events', 'pool-b', 5, 10_000).length, 0);
-    assert.equal(queue.extendLeases('events', 'pool-a', 10_000), 1, "the pool's heartbeat covers it");
+    assert.equal(queue.extendLeases('pool-a', [job.id], 10_000), 1, "the pool's heartbeat covers it");
     advance(10_000);
     const retaken = queue.claim('events', 'pool-b', 5, 10_000);
     assert.deepEqual(retaken.map((j) => [j.id, j.attempts]), [[job.id, 2]], 'a pool that died with it loses it like any claim');
@@ -64,12 +64,12 @@ describe('the durable job queue', () => {
     queue.claim('events', 'w', 1, 10_000);
     queue.claim('events', 'v', 1, 10_000);
     advance(8_000);
-    assert.equal(queue.extendLeases('events', 'w', 10_000), 1, 'only the leases w holds');
-    assert.equal(queue.extendLeases('deliveries', 'w', 10_000), 0);
+    assert.equal(queue.extendLeases('w', [id, other], 10_000), 1, 'only the leases w holds');
+    assert.equal(queue.extendLeases('w', [], 10_000), 0);
     advance(8_000);
     const taken = queue.claim('events', 'thief', 5, 10_000);
     assert.deepEqual(taken.map((j) => j.id), [other], "v's lease expired, w's was extended");
-    assert.equal(queue.extendLeases('events', 'thief', 10_000), 1);
+    assert.equal(queue.extendLeases('thief', [other], 10_000), 1);
     assert.equal(queue.complete(id, 'w'), true);
   });
 
@@ -151,5 +151,30 @@ describe('the worker pool', () => {
     await pool.stop(1_000);
     assert.equal(queue.pendingCount('events'), 0, 'every job completed and deleted');
     assert.equal(pool.lease(), null, 'a stopped pool takes nothing');
+  });
+
+  it('claims a retry that falls due while handed-over jobs keep finishing (a wake-up never postpones the poll)', async () => {
+    const db = openDatabase({ file: path.join(tempDir(), 'pool-poll.db'), synchronous: 'normal' });
+    const queue = new SqliteJobQueue(db, { now: () => Date.now() }, () => {});
+    const ran: string[] = [];
+    const pool = new WorkerPool(queue, {
+      queue: 'events', concurrency: 2, leaseMs: 30_000, pollMs: 50, logger: createLogger({ level: 'error', service: 't', environment: 't', stream: new Writable({ write: (_c, _e, cb) => cb() }) }),
+      run: async (job) => {
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        ran.push(job.ref);
+        return { outcome: 'done' };
+      },
+    });
+    pool.start();
+    queue.enqueue({ queue: 'events', kind: 'k', ref: 'due-later', maxAttempts: 3, runAt: Date.now() + 150 });
+    const until = Date.now() + 800;
+    for (let i = 0; Date.now() < until && !ran.includes('due-later'); i++) {
+      const lease = pool.lease();
+      if (lease) pool.adopt(queue.enqueueLeased({ queue: 'events', kind: 'k', ref: `handed-${i}`, maxAttempts: 3 }, lease.owner, lease.leaseMs));
+      await new Promise((resolve) => setTimeout(resolve, 3));
+    }
+    assert.ok(ran.includes('due-later'), `the due job ran while the pool was busy (ran ${ran.length} jobs)`);
+    assert.ok(ran.some((ref) => ref.startsWith('handed-')), 'hand-overs were running meanwhile');
+    await pool.stop(1_000);
   });
 });

@@ -62,8 +62,8 @@ export interface JobScheduler {
  */
 export interface JobQueue extends JobScheduler {
   claim(queue: QueueName, owner: string, limit: number, leaseMs: number): Job[];
-  /** Extends every lease `owner` holds in the queue; returns how many. A lost claim is not extended. */
-  extendLeases(queue: QueueName, owner: string, leaseMs: number): number;
+  /** Extends the leases of these jobs that `owner` still holds; returns how many. A lost claim is not extended. */
+  extendLeases(owner: string, ids: readonly number[], leaseMs: number): number;
   complete(id: number, owner: string): boolean;
   retryLater(id: number, owner: string, runAt: number, error: string): boolean;
   deadLetter(id: number, owner: string, error: string): boolean;

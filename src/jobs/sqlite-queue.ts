@@ -70,8 +70,9 @@ export class SqliteJobQueue implements JobQueue {
         `UPDATE jobs SET status = 'running', lease_owner = @owner, lease_expires_at = @until, attempts = attempts + 1, updated_at = @now
          WHERE id IN (SELECT id FROM jobs WHERE queue = @queue AND status = 'pending' AND run_at <= @now ORDER BY run_at, id LIMIT @limit)
          RETURNING *`),
-      extend: db.prepare<{ queue: QueueName; owner: string; until: number; now: number }>(
-        `UPDATE jobs SET lease_expires_at = @until, updated_at = @now WHERE queue = @queue AND status = 'running' AND lease_owner = @owner`),
+      extend: db.prepare<{ ids: string; owner: string; until: number; now: number }>(
+        `UPDATE jobs SET lease_expires_at = @until, updated_at = @now
+         WHERE id IN (SELECT value FROM json_each(@ids)) AND lease_owner = @owner AND status = 'running'`),
       complete: db.prepare<{ id: number; owner: string }>(
         `DELETE FROM jobs WHERE id = @id AND lease_owner = @owner AND status = 'running'`),
       retry: db.prepare<{ id: number; owner: string; runAt: number; error: string; now: number }>(
@@ -145,9 +146,9 @@ export class SqliteJobQueue implements JobQueue {
     ).map(toJob);
   }
 
-  extendLeases(queue: QueueName, owner: string, leaseMs: number): number {
+  extendLeases(owner: string, ids: readonly number[], leaseMs: number): number {
     const now = this.clock.now();
-    return timed(this.timer, 'job_extend', () => this.s.extend.run({ queue, owner, until: now + leaseMs, now }).changes);
+    return timed(this.timer, 'job_extend', () => this.s.extend.run({ ids: JSON.stringify(ids), owner, until: now + leaseMs, now }).changes);
   }
 
   complete(id: number, owner: string): boolean {

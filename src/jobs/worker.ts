@@ -13,8 +13,6 @@ export type JobResult = (
   persist?: () => void;
 };
 
-class LeaseLost extends Error {}
-
 /** Jobs claimed per claim at least: a claim is a write transaction, so it should serve several jobs. */
 const MIN_BATCH = 32;
 
@@ -54,6 +52,10 @@ export class WorkerPool implements JobHandoff {
    * claims only then; the periodic poll claims regardless (retries falling due, expired leases).
    */
   private mayHaveDue = true;
+  /** When the next claim is due whatever the flag says; a wake-up must not push it back. */
+  private nextPollAt = 0;
+  /** Leases given by lease() whose jobs have not been adopted yet (their commit is pending). */
+  private granted = 0;
 
   constructor(private readonly jobs: JobQueue, private readonly options: WorkerPoolOptions) {
     this.batchSize = Math.max(options.concurrency, MIN_BATCH);
@@ -77,11 +79,13 @@ export class WorkerPool implements JobHandoff {
   }
 
   lease(): { owner: string; leaseMs: number } | null {
-    if (this.stopped || this.waiting.length >= this.batchSize) return null;
+    if (this.stopped || this.waiting.length + this.granted >= this.batchSize) return null;
+    this.granted += 1;
     return { owner: this.owner, leaseMs: this.options.leaseMs };
   }
 
   adopt(job: Job): void {
+    this.granted = Math.max(0, this.granted - 1);
     if (this.stopped) {
       this.jobs.release(job.id, this.owner);
       return;
@@ -124,9 +128,11 @@ export class WorkerPool implements JobHandoff {
   }
 
   private extendLeases(): void {
-    if (this.running.size === 0 && this.waiting.length === 0) return;
+    // Only the jobs this pool still holds: one whose result failed to save must be let go.
+    const held = [...this.running.keys(), ...this.waiting.map((job) => job.id)];
+    if (held.length === 0) return;
     try {
-      this.jobs.extendLeases(this.options.queue, this.owner, this.options.leaseMs);
+      this.jobs.extendLeases(this.owner, held, this.options.leaseMs);
     } catch (error) {
       this.options.logger.error('extending job leases failed', { queue: this.options.queue, error: (error as Error).message });
     }
@@ -135,14 +141,20 @@ export class WorkerPool implements JobHandoff {
   private schedule(delayMs: number): void {
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
-    const polled = delayMs > 0;
-    this.timer = setTimeout(() => this.pump(polled), delayMs);
+    this.timer = setTimeout(() => this.pump(), delayMs);
     this.timer.unref();
   }
 
-  private pump(polled: boolean): void {
+  private pump(): void {
     this.timer = null;
     if (this.stopped) return;
+    const now = Date.now();
+    const polled = now >= this.nextPollAt;
+    if (polled) {
+      this.nextPollAt = now + this.options.pollMs;
+      // Leases granted to a transaction that rolled back are never adopted; the poll forgets them.
+      this.granted = 0;
+    }
     this.pumping = true;
     try {
       // Jobs handed over directly (adopt) may keep the buffer from emptying: claiming whenever it
@@ -165,7 +177,7 @@ export class WorkerPool implements JobHandoff {
       this.wakeRequested = false;
       this.schedule(0);
     } else {
-      this.schedule(this.options.pollMs);
+      this.schedule(Math.max(0, this.nextPollAt - Date.now()));
     }
   }
 
@@ -198,21 +210,22 @@ export class WorkerPool implements JobHandoff {
 
   /**
    * The job settles with what its runner recorded, sharing the commit of its turn of the event
-   * loop; a lost lease rolls back this job alone. Never rejects.
+   * loop; with the lease lost, nothing is written (its runner's writes are skipped, not rolled
+   * back with the rest of the group). Never rejects.
    */
   private async settle(job: Job, result: JobResult): Promise<void> {
     try {
-      await this.jobs.grouped(() => {
-        const held =
+      const held = await this.jobs.grouped(() => {
+        const kept =
           result.outcome === 'done' ? this.jobs.complete(job.id, this.owner)
           : result.outcome === 'retry' ? this.jobs.retryLater(job.id, this.owner, result.runAt, result.error)
           : this.jobs.deadLetter(job.id, this.owner, result.error);
-        if (!held) throw new LeaseLost();
-        result.persist?.();
+        if (kept) result.persist?.();
+        return kept;
       });
+      if (!held) this.options.logger.warn('job lease was lost before its result was saved', { job_id: job.id, kind: job.kind });
     } catch (error) {
-      if (error instanceof LeaseLost) this.options.logger.warn('job lease was lost before its result was saved', { job_id: job.id, kind: job.kind });
-      else this.options.logger.error('saving a job result failed; the job will run again', { job_id: job.id, kind: job.kind, error: (error as Error).message });
+      this.options.logger.error('saving a job result failed; the job will run again once its lease runs out', { job_id: job.id, kind: job.kind, error: (error as Error).message });
     }
   }
 }
