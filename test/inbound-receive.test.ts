@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import { ADMIN_TOKEN, startTestService, waitFor, type TestService } from './helpers/service.js';
@@ -122,6 +124,42 @@ describe('receiving webhooks', () => {
     // None of them reached processing.
     const rows = t.service.store.db.prepare('SELECT count(*) AS n FROM events WHERE event_id = ?').get(id) as { n: number };
     assert.equal(rows.n, 0);
+  });
+
+  it('takes a gzip-compressed body, refuses other encodings and bodies that do not inflate, and keeps the connection usable', async () => {
+    // One socket for every request, so a request left half-read would stall the next one.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const post = (headers: Record<string, string>, body: Buffer) => new Promise<{ status: number; body: { error?: string; received?: boolean } }>((resolve, reject) => {
+      const req = http.request(`${t.url}/webhooks/demo`, { method: 'POST', agent, headers: { ...headers, 'content-length': String(body.length) } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString()) as { error?: string } }));
+      });
+      req.on('error', reject);
+      req.setTimeout(5_000, () => req.destroy(new Error('no answer on the kept-alive connection')));
+      req.end(body);
+    });
+    try {
+      const { id, body } = standardEvent();
+      const ok = await post({ ...standardHeaders(id, body), 'content-encoding': 'gzip' }, gzipSync(body));
+      assert.deepEqual([ok.status, ok.body.received], [202, true]);
+
+      const big = JSON.stringify({ type: 'user.created', data: 'x'.repeat(5000) });
+      const bomb = await post({ ...standardHeaders(id, big), 'content-encoding': 'gzip' }, gzipSync(big));
+      assert.deepEqual([bomb.status, bomb.body.error], [413, 'payload_too_large'], 'the limit applies to the inflated body');
+
+      const other = standardEvent();
+      const broken = await post({ ...standardHeaders(other.id, other.body), 'content-encoding': 'gzip' }, Buffer.from(other.body));
+      assert.deepEqual([broken.status, broken.body.error], [400, 'malformed_body']);
+
+      const zstd = await post({ ...standardHeaders(other.id, other.body), 'content-encoding': 'zstd' }, Buffer.from(other.body));
+      assert.deepEqual([zstd.status, zstd.body.error], [415, 'unsupported_encoding']);
+
+      const after = await post(standardHeaders(other.id, other.body), Buffer.from(other.body));
+      assert.equal(after.status, 202, 'the same connection still answers');
+    } finally {
+      agent.destroy();
+    }
   });
 
   it('answers 404 with a JSON error for an unknown source', async () => {

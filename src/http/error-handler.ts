@@ -47,8 +47,13 @@ export function writeJsonError(res: ServerResponse, httpError: HttpError): void 
   if (res.headersSent) return;
   const body: ErrorBody = { error: httpError.code, message: httpError.message };
   if (httpError.details) body.details = httpError.details;
+  writeJson(res, httpError.status, body, httpError.headers);
+}
+
+/** A JSON answer written straight to the response (the ingest route has no Express `res.json`). */
+export function writeJson(res: ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(httpError.status, { ...httpError.headers, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+  res.writeHead(status, { ...headers, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
 }
 

@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
-import type { Readable } from 'node:stream';
+import { Transform } from 'node:stream';
 import getRawBody from 'raw-body';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import typeis from 'type-is';
-import { toHttpError, writeJsonError } from '../http/error-handler.js';
+import { toHttpError, writeJson, writeJsonError } from '../http/error-handler.js';
 import { HttpError } from '../http/errors.js';
 import { requestIdOf } from '../http/request-id.js';
 import { runWithContext, addToContext } from '../telemetry/context.js';
@@ -44,7 +44,7 @@ function errorType(error: HttpError): InboundErrorType {
   return error.status >= 500 ? 'internal' : 'bad_request';
 }
 
-function decoded(req: IncomingMessage): Readable {
+function decoded(req: IncomingMessage): IncomingMessage | Transform {
   const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
   switch (encoding) {
     case 'identity': return req;
@@ -62,15 +62,16 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   try {
     return await getRawBody(stream, { limit, length });
   } catch (error) {
+    // Stop inflating and drain what is left, so the connection can carry the next request.
+    if (stream instanceof Transform) {
+      req.unpipe(stream);
+      stream.destroy();
+    }
     req.resume();
-    throw error;
+    // raw-body's errors carry their status; zlib's do not, and a body that does not inflate is the sender's error.
+    if ((error as { status?: number }).status) throw error;
+    throw new HttpError(400, 'malformed_body', `the body could not be decompressed: ${(error as Error).message}`);
   }
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
-  res.end(text);
 }
 
 /**
@@ -87,8 +88,7 @@ export function ingestHandler(options: IngestOptions): (req: IncomingMessage, re
   // The limit is per source (a sender), not per client address.
   const limiter = new RateLimiterMemory({ points: options.rateLimit.max, duration: options.rateLimit.windowMs / 1000 });
 
-  const receive = async (req: IncomingMessage, res: ServerResponse, source: string, requestId: string): Promise<void> => {
-    const verifier = verifiers.get(source);
+  const receive = async (req: IncomingMessage, res: ServerResponse, source: string, verifier: Verifier | undefined, requestId: string): Promise<void> => {
     if (!verifier) throw new HttpError(404, 'unknown_source', `no webhook source named "${source}" is configured`);
     try {
       await limiter.consume(source);
@@ -117,23 +117,25 @@ export function ingestHandler(options: IngestOptions): (req: IncomingMessage, re
     });
     addToContext({ event_id: event.eventId, event_type: event.type });
     const result = await accept.accept(source, event, requestId);
-    send(res, result.duplicate ? 200 : 202, { received: true, duplicate: result.duplicate, id: result.id });
+    writeJson(res, result.duplicate ? 200 : 202, { received: true, duplicate: result.duplicate, id: result.id });
   };
 
   // Counts and logs every refusal with its source, then answers with the service's JSON error shape.
-  const refuse = (error: unknown, req: IncomingMessage, res: ServerResponse, source: string): void => {
+  const refuse = (error: unknown, res: ServerResponse, source: string): void => {
     const httpError = toHttpError(error);
     metrics.inboundError(source, errorType(httpError));
-    const level = httpError.status >= 500 ? 'error' : 'warn';
-    logger.log(level, 'webhook rejected', { status: httpError.status, error: httpError.code, reason: (httpError.details?.[0] as { reason?: string } | undefined)?.reason, detail: httpError.message });
-    if (httpError.status >= 500) logger.error('request failed', { method: req.method, path: INGEST_ROUTE, error: (error as Error)?.stack ?? String(error) });
+    const reason = (httpError.details?.[0] as { reason?: string } | undefined)?.reason;
+    // One line per refusal; an unexpected error carries its stack.
+    if (httpError.status >= 500) logger.error('webhook rejected', { status: httpError.status, error: httpError.code, path: INGEST_ROUTE, detail: (error as Error)?.stack ?? String(error) });
+    else logger.warn('webhook rejected', { status: httpError.status, error: httpError.code, reason, detail: httpError.message });
     writeJsonError(res, httpError);
   };
 
   return (req, res, requested) => {
     const started = process.hrtime.bigint();
     const finished = metrics.requestStarted();
-    const source = verifiers.has(requested) ? requested : 'unknown';
+    const verifier = verifiers.get(requested);
+    const source = verifier ? requested : 'unknown';
     const requestId = requestIdOf(req.headers['x-request-id']);
     res.setHeader('X-Request-ID', requestId);
     nameHttpRoute(INGEST_ROUTE);
@@ -142,7 +144,7 @@ export function ingestHandler(options: IngestOptions): (req: IncomingMessage, re
       metrics.requestCompleted(source, res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
     });
     runWithContext({ request_id: requestId, source }, () => {
-      receive(req, res, requested, requestId).catch((error: unknown) => refuse(error, req, res, source));
+      receive(req, res, requested, verifier, requestId).catch((error: unknown) => refuse(error, res, source));
     });
   };
 }
