@@ -47,7 +47,10 @@ describe('the durable job queue', () => {
 
   it('creates a job already leased to a local pool, which nobody else claims until the lease runs out', () => {
     const { queue, advance } = setup();
-    const job = queue.enqueueLeased({ queue: 'events', kind: 'k', ref: 'r', maxAttempts: 3, requestId: 'req-1' }, 'pool-a', 10_000);
+    const poolA = { lease: () => ({ owner: 'pool-a', leaseMs: 10_000 }), adopt: () => undefined };
+    const { id, leased: job } = queue.enqueueFor({ queue: 'events', kind: 'k', ref: 'r', maxAttempts: 3, requestId: 'req-1' }, poolA);
+    assert.ok(job);
+    assert.equal(job.id, id);
     assert.deepEqual([job.status, job.attempts, job.leaseOwner, job.requestId], ['running', 1, 'pool-a', 'req-1']);
     assert.deepEqual(queue.get(job.id), job, 'the job handed over is the job stored');
     assert.equal(queue.claim('events', 'pool-b', 5, 10_000).length, 0);
@@ -55,6 +58,9 @@ describe('the durable job queue', () => {
     advance(10_000);
     const retaken = queue.claim('events', 'pool-b', 5, 10_000);
     assert.deepEqual(retaken.map((j) => [j.id, j.attempts]), [[job.id, 2]], 'a pool that died with it loses it like any claim');
+    const plain = queue.enqueueFor({ queue: 'events', kind: 'k', ref: 'r2', maxAttempts: 3 }, null);
+    assert.equal(plain.leased, null);
+    assert.equal(queue.get(plain.id)?.status, 'pending', 'without workers it is an ordinary pending job');
   });
 
   it('extends a held lease so a long job is not taken back', () => {
@@ -138,9 +144,9 @@ describe('the worker pool', () => {
     });
     pool.start();
     const handed = (ref: string) => {
-      const lease = pool.lease();
-      assert.ok(lease, 'the pool has room');
-      pool.adopt(queue.enqueueLeased({ queue: 'events', kind: 'k', ref, maxAttempts: 3 }, lease.owner, lease.leaseMs));
+      const { leased } = queue.enqueueFor({ queue: 'events', kind: 'k', ref, maxAttempts: 3 }, pool);
+      assert.ok(leased, 'the pool has room');
+      pool.adopt(leased);
     };
     for (let i = 0; i < 5; i++) handed(`handed-${i}`);
     for (let i = 0; i < 5; i++) queue.enqueue({ queue: 'events', kind: 'k', ref: `table-${i}`, maxAttempts: 3 });
@@ -169,8 +175,8 @@ describe('the worker pool', () => {
     queue.enqueue({ queue: 'events', kind: 'k', ref: 'due-later', maxAttempts: 3, runAt: Date.now() + 150 });
     const until = Date.now() + 800;
     for (let i = 0; Date.now() < until && !ran.includes('due-later'); i++) {
-      const lease = pool.lease();
-      if (lease) pool.adopt(queue.enqueueLeased({ queue: 'events', kind: 'k', ref: `handed-${i}`, maxAttempts: 3 }, lease.owner, lease.leaseMs));
+      const { leased } = queue.enqueueFor({ queue: 'events', kind: 'k', ref: `handed-${i}`, maxAttempts: 3 }, pool);
+      if (leased) pool.adopt(leased);
       await new Promise((resolve) => setTimeout(resolve, 3));
     }
     assert.ok(ran.includes('due-later'), `the due job ran while the pool was busy (ran ${ran.length} jobs)`);

@@ -48,7 +48,7 @@ export class AcceptService {
     const result = await inSpan('webhook.store', { 'webhook.source': source, 'webhook.event_type': event.type }, () => {
       // Captured inside the store span, so the worker's processing span becomes its child.
       const traceContext = captureTraceContext();
-      return this.store.grouped((): AcceptResult & { job?: Job } => {
+      return this.store.grouped((): AcceptResult & { job?: Job | null } => {
         // The authoritative check, inside the transaction: two deliveries of one id racing both
         // pass the first look, and one group may hold the same id twice.
         const raced = this.store.events.findByKey(source, event.eventId);
@@ -56,13 +56,11 @@ export class AcceptService {
         const id = this.store.events.insert({ source, eventId: event.eventId, type: event.type, rawPayload: event.rawPayload, requestId }, this.options.idempotencyTtlMs);
         const job = { queue: 'events' as const, kind: PROCESS_EVENT_JOB, ref: id, maxAttempts: this.options.maxAttempts, requestId, traceContext };
         // Straight to this process's workers when they have room, which spares claiming it.
-        const lease = this.handoff?.lease();
-        if (lease) return { duplicate: false, id, job: this.jobs.enqueueLeased(job, lease.owner, lease.leaseMs) };
-        this.jobs.enqueue(job);
-        return { duplicate: false, id };
+        const { leased } = this.jobs.enqueueFor(job, this.handoff);
+        return { duplicate: false, id, job: leased };
       });
     });
-    if ('job' in result && result.job) this.handoff?.adopt(result.job);
+    if (!result.duplicate && result.job) this.handoff?.adopt(result.job);
     if (result.duplicate) {
       this.logger.info('duplicate event ignored', { source, event_id: event.eventId, event_type: event.type, stored_as: result.id });
       return { duplicate: true, id: result.id };

@@ -48,11 +48,11 @@ export interface JobScheduler {
   /** Adds a job; call inside the same transaction as the rows it refers to. */
   enqueue(job: NewJob): number;
   /**
-   * Adds a job already claimed by `owner` (its first attempt under way), for a pool of this
-   * process to run without claiming it; call inside the transaction, hand it over after the commit.
-   * Should the process die first, the lease runs out and the job is claimed like any other.
+   * Adds a job, already claimed by `workers` (its first attempt under way) when they have room;
+   * call inside the transaction, and hand `leased` to workers.adopt() after the commit. Should the
+   * process die first, the lease runs out and the job is claimed like any other.
    */
-  enqueueLeased(job: NewJob, owner: string, leaseMs: number): Job;
+  enqueueFor(job: NewJob, workers: JobHandoff | null): { id: number; leased: Job | null };
 }
 
 /**

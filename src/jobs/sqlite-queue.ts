@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js';
 import { groupCommitOf, timed, type Db, type QueryTimer } from '../store/db.js';
 import type { QueueName } from '../telemetry/metrics.js';
-import type { Job, JobQueue, JobStatus, NewJob } from './queue.js';
+import type { Job, JobHandoff, JobQueue, JobStatus, NewJob } from './queue.js';
 
 interface JobRow {
   id: number;
@@ -54,12 +54,9 @@ export class SqliteJobQueue implements JobQueue {
 
   constructor(private readonly db: Db, private readonly clock: Clock, private readonly timer: QueryTimer) {
     this.s = {
-      insert: db.prepare(
-        `INSERT INTO jobs (queue, kind, ref, payload, status, max_attempts, run_at, request_id, trace_context, created_at, updated_at)
-         VALUES (@queue, @kind, @ref, @payload, 'pending', @maxAttempts, @runAt, @requestId, @traceContext, @now, @now)`),
-      insertLeased: db.prepare(
-        `INSERT INTO jobs (queue, kind, ref, payload, status, attempts, max_attempts, run_at, lease_owner, lease_expires_at, request_id, trace_context, created_at, updated_at)
-         VALUES (@queue, @kind, @ref, @payload, 'running', 1, @maxAttempts, @runAt, @owner, @until, @requestId, @traceContext, @now, @now)`),
+      insert: db.prepare<Omit<JobRow, 'id'>>(
+        `INSERT INTO jobs (queue, kind, ref, payload, status, attempts, max_attempts, run_at, lease_owner, lease_expires_at, last_error, request_id, trace_context, created_at, updated_at)
+         VALUES (@queue, @kind, @ref, @payload, @status, @attempts, @max_attempts, @run_at, @lease_owner, @lease_expires_at, @last_error, @request_id, @trace_context, @created_at, @updated_at)`),
       // Expired leases go back to pending first, so a crashed worker's jobs are taken back.
       // Running jobs are few (workers x processes), so scanning them by (queue, status) is cheap
       // and spares an index that every claim would have to rewrite.
@@ -101,39 +98,36 @@ export class SqliteJobQueue implements JobQueue {
   }
 
   enqueue(job: NewJob): number {
-    const now = this.clock.now();
-    const result = timed(this.timer, 'job_enqueue', () => this.s.insert.run({
-      queue: job.queue,
-      kind: job.kind,
-      ref: job.ref,
-      payload: job.payload ? JSON.stringify(job.payload) : null,
-      maxAttempts: job.maxAttempts,
-      runAt: job.runAt ?? now,
-      requestId: job.requestId ?? null,
-      traceContext: job.traceContext && Object.keys(job.traceContext).length > 0 ? JSON.stringify(job.traceContext) : null,
-      now,
-    }));
-    // Listeners run after the caller's transaction commits (or at least after this tick),
-    // so a woken worker finds the row.
-    if (this.listeners.length > 0) queueMicrotask(() => { for (const listener of this.listeners) listener(job.queue); });
-    return Number(result.lastInsertRowid);
+    const row = this.insert(job, null);
+    this.notify(job.queue);
+    return row.id;
   }
 
-  enqueueLeased(job: NewJob, owner: string, leaseMs: number): Job {
+  enqueueFor(job: NewJob, workers: JobHandoff | null): { id: number; leased: Job | null } {
+    const lease = workers?.lease() ?? null;
+    const row = this.insert(job, lease);
+    if (!lease) this.notify(job.queue);
+    return { id: row.id, leased: lease ? toJob(row) : null };
+  }
+
+  /** One insert for both kinds of job: pending, or already claimed by `lease` (its first attempt under way). */
+  private insert(job: NewJob, lease: { owner: string; leaseMs: number } | null): JobRow {
     const now = this.clock.now();
-    const payload = job.payload ? JSON.stringify(job.payload) : null;
-    const traceContext = job.traceContext && Object.keys(job.traceContext).length > 0 ? job.traceContext : null;
-    const runAt = job.runAt ?? now;
-    const until = now + leaseMs;
-    const result = timed(this.timer, 'job_enqueue', () => this.s.insertLeased.run({
-      queue: job.queue, kind: job.kind, ref: job.ref, payload, maxAttempts: job.maxAttempts, runAt, owner, until,
-      requestId: job.requestId ?? null, traceContext: traceContext ? JSON.stringify(traceContext) : null, now,
-    }));
-    return {
-      id: Number(result.lastInsertRowid), queue: job.queue, kind: job.kind, ref: job.ref, payload: job.payload ?? null,
-      status: 'running', attempts: 1, maxAttempts: job.maxAttempts, runAt, leaseOwner: owner, leaseExpiresAt: until,
-      lastError: null, requestId: job.requestId ?? null, traceContext, createdAt: now, updatedAt: now,
+    const row: Omit<JobRow, 'id'> = {
+      queue: job.queue, kind: job.kind, ref: job.ref, payload: job.payload ? JSON.stringify(job.payload) : null,
+      status: lease ? 'running' : 'pending', attempts: lease ? 1 : 0, max_attempts: job.maxAttempts, run_at: job.runAt ?? now,
+      lease_owner: lease?.owner ?? null, lease_expires_at: lease ? now + lease.leaseMs : null, last_error: null,
+      request_id: job.requestId ?? null,
+      trace_context: job.traceContext && Object.keys(job.traceContext).length > 0 ? JSON.stringify(job.traceContext) : null,
+      created_at: now, updated_at: now,
     };
+    const result = timed(this.timer, 'job_enqueue', () => this.s.insert.run(row));
+    return { id: Number(result.lastInsertRowid), ...row };
+  }
+
+  /** Listeners run after the caller's transaction commits (or at least after this tick), so a woken worker finds the row. */
+  private notify(queue: QueueName): void {
+    if (this.listeners.length > 0) queueMicrotask(() => { for (const listener of this.listeners) listener(queue); });
   }
 
   claim(queue: QueueName, owner: string, limit: number, leaseMs: number): Job[] {

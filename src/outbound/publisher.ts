@@ -60,10 +60,9 @@ export class Publisher {
       created += 1;
       if (parked) continue;
       const job = { queue: 'deliveries' as const, kind: DELIVERY_JOB, ref: id, maxAttempts: this.options.maxAttempts, requestId, traceContext };
-      const lease = this.handoff?.lease();
-      const handed = lease ? this.jobs.enqueueLeased(job, lease.owner, lease.leaseMs) : null;
-      if (handed) leased.push(handed);
-      this.store.deliveries.setJob(id, handed ? handed.id : this.jobs.enqueue(job), this.clock.now());
+      const queued = this.jobs.enqueueFor(job, this.handoff);
+      if (queued.leased) leased.push(queued.leased);
+      this.store.deliveries.setJob(id, queued.id, this.clock.now());
     }
     return { created, leased };
   }
