@@ -137,6 +137,7 @@ describe('processing accepted events', () => {
     assert.equal(ok.body.status, 'ok');
     assert.equal(typeof ok.body.checks.queue.pending, 'number');
     assert.equal(typeof ok.body.checks.queue.oldest_pending_age_seconds, 'number');
+    assert.equal(typeof ok.body.checks.queue.dead_letter, 'number');
 
     const broken = await startTestService();
     try {

@@ -205,6 +205,8 @@ describe('telemetry: every contract metric moves with real traffic', () => {
     assert.equal(v('webhook_queue_size', { queue: 'events' }), 0);
     assert.equal(v('webhook_queue_size', { queue: 'deliveries' }), 0);
     assert.equal(v('webhook_dead_letter_queue_size'), 1);
+    assert.equal(v('webhook_db_up'), 1);
+    assert.equal(v('webhook_cache_up'), 1);
 
     // Every event looks in the cache before its transaction and again inside it, where a miss asks
     // the store: a new event misses twice and asks once; the first redelivery likewise, and its

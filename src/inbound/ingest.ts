@@ -133,14 +133,13 @@ export function ingestHandler(options: IngestOptions): (req: IncomingMessage, re
 
   return (req, res, requested) => {
     const started = process.hrtime.bigint();
-    const finished = metrics.requestStarted();
+    metrics.requestStarted();
     const verifier = verifiers.get(requested);
     const source = verifier ? requested : 'unknown';
     const requestId = requestIdOf(req.headers['x-request-id']);
     res.setHeader('X-Request-ID', requestId);
     nameHttpRoute(INGEST_ROUTE);
     res.once('close', () => {
-      finished();
       metrics.requestCompleted(source, res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
     });
     runWithContext({ request_id: requestId, source }, () => {

@@ -47,7 +47,6 @@ export class EventProcessor {
     const matching = this.registry.match(event.type);
     if (matching.length === 0 && this.logger.isDebugEnabled()) this.logger.debug('no handler matched the event type; recorded as processed', { handlers: 0 });
     const handlers = matching.filter((h) => !done.has(h.name));
-    const failures: { name: string; error: Error }[] = [];
     const runs: HandlerRun[] = [];
     await Promise.all(handlers.map(async (handler) => {
       const at = this.clock.now();
@@ -57,7 +56,6 @@ export class EventProcessor {
         runs.push({ attempt: job.attempts, handler: handler.name, outcome: 'success', error: null, durationMs: ms(t0), at });
       } catch (error) {
         const err = error instanceof Error ? error : new Error(String(error));
-        failures.push({ name: handler.name, error: err });
         const outcome = err instanceof PermanentError ? 'permanent_error' : 'temporary_error';
         runs.push({ attempt: job.attempts, handler: handler.name, outcome, error: err.message, durationMs: ms(t0), at });
       }
@@ -69,15 +67,16 @@ export class EventProcessor {
       this.store.events.setStatus(event.id, status, job.attempts, error);
     };
 
+    const failures = runs.filter((run) => run.outcome !== 'success');
     if (failures.length === 0) {
       this.metrics.eventProcessed(event.type, 'success', seconds, (this.clock.now() - event.receivedAt) / 1000);
       this.logger.info('event processed', { attempt: job.attempts, handlers: handlers.length, duration_ms: seconds * 1000 });
       return { outcome: 'done', persist: persist('processed', null) };
     }
 
-    const summary = failures.map((f) => `${f.name}: ${f.error.message}`).join('; ');
+    const summary = failures.map((f) => `${f.handler}: ${f.error ?? ''}`).join('; ');
     this.metrics.processingFailed(event.source);
-    const permanent = failures.some((f) => f.error instanceof PermanentError);
+    const permanent = failures.some((f) => f.outcome === 'permanent_error');
     if (permanent || job.attempts >= job.maxAttempts) {
       this.metrics.eventProcessed(event.type, 'dead_letter', seconds, null);
       this.logger.error('event moved to the dead-letter queue', { attempt: job.attempts, reason: permanent ? 'permanent_error' : 'attempts_exhausted', error: summary });

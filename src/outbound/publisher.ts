@@ -62,7 +62,7 @@ export class Publisher {
       const job = { queue: 'deliveries' as const, kind: DELIVERY_JOB, ref: id, maxAttempts: this.options.maxAttempts, requestId, traceContext };
       const queued = this.jobs.enqueueFor(job, this.handoff);
       if (queued.leased) leased.push(queued.leased);
-      this.store.deliveries.setJob(id, queued.id, this.clock.now());
+      this.store.deliveries.setJob(id, queued.id);
     }
     return { created, leased };
   }

@@ -42,10 +42,6 @@ export class TtlCache<V> {
   clear(): void {
     this.entries.clear();
   }
-
-  get size(): number {
-    return this.entries.size;
-  }
 }
 
 const elapsed = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e9;

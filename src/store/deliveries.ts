@@ -153,8 +153,10 @@ export class DeliveryStore {
     return timed(this.timer, 'delivery_list', () => this.db.prepare<Record<string, string | number>, DeliveryRow>(sql).all(params)).map(toDelivery);
   }
 
-  setJob(id: string, jobId: number | null, nextAttemptAt: number | null): void {
-    timed(this.timer, 'delivery_update', () => this.s.setJob.run({ id, jobId, nextAt: nextAttemptAt, now: this.clock.now() }));
+  /** Records the job that will send the delivery, due now. */
+  setJob(id: string, jobId: number): void {
+    const now = this.clock.now();
+    timed(this.timer, 'delivery_update', () => this.s.setJob.run({ id, jobId, nextAt: now, now }));
   }
 
   /** Appends an attempt to the log and updates the delivery's totals; call inside a transaction. Returns both as saved. */

@@ -36,7 +36,7 @@ export class Store {
     return this.db.transaction(fn)();
   }
 
-  /** Runs fn in its own savepoint within the commit shared by this turn of the event loop (see GroupCommit). */
+  /** Runs fn atomically within the commit shared by this turn of the event loop (see GroupCommit). */
   grouped<T>(fn: () => T): Promise<T> {
     return groupCommitOf(this.db).run(fn);
   }

@@ -2,7 +2,7 @@ import { getHeapStatistics } from 'node:v8';
 import client from 'prom-client';
 
 /**
- * The definitions of every metric (DESIGN.md's contract table plus a few extras), registered in
+ * The definitions of every metric (the design's contract table plus a few extras), registered in
  * both exposition formats' registries (see metrics.ts). Only the facade in metrics.ts touches these.
  */
 

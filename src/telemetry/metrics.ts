@@ -3,7 +3,8 @@ import { InstrumentSet, type GaugeSources, type QueueName } from './instruments.
 import { activeTraceId } from './trace-context.js';
 
 /**
- * Every metric of the contract in DESIGN.md, defined once (instruments.ts), behind a typed facade.
+ * Every metric of the design's contract (CONTRACT_METRICS in test/helpers/telemetry-metrics.ts),
+ * defined once (instruments.ts), behind a typed facade.
  * Request handlers and workers call the methods below and never touch prom-client.
  *
  * Two expositions are served from the same metric objects: Prometheus text (the default) and
@@ -95,16 +96,13 @@ export class Metrics {
     for (const reason of DELIVERY_FAILURE_REASONS) set.deliveryFailures.remove({ endpoint, reason });
   }
 
-  requestStarted(): () => void {
+  requestStarted(): void {
     this.set.concurrent.inc();
-    let done = false;
-    return () => {
-      if (!done) this.set.concurrent.dec();
-      done = true;
-    };
   }
 
+  /** Call exactly once per requestStarted(). */
   requestCompleted(source: string, status: number, seconds: number): void {
+    this.set.concurrent.dec();
     const labels = { source, status: String(status) };
     this.set.requests.inc(labels);
     this.observeLatency((set) => set.requestDuration, labels, seconds);
