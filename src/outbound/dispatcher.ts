@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import type { Job, JobQueue } from '../jobs/queue.js';
+import type { Job, JobQueue, NewJob } from '../jobs/queue.js';
 import type { JobResult } from '../jobs/worker.js';
 import type { Attempt, AttemptOutcome, AttemptTrigger, Delivery } from '../store/deliveries.js';
 import type { Endpoint } from '../store/endpoints.js';
@@ -19,6 +19,11 @@ import { signatureHeaders } from './signer.js';
 import { traceHeaders } from './trace-header.js';
 
 export const DELIVERY_JOB = 'delivery.send';
+
+/** The job that sends one delivery: every place that queues a delivery builds it here. */
+export function deliveryJob(ref: string, maxAttempts: number, requestId: string | null, traceContext: Record<string, string> | null = null): NewJob {
+  return { queue: 'deliveries', kind: DELIVERY_JOB, ref, maxAttempts, requestId, traceContext };
+}
 
 /** What the dispatcher needs of the queue. */
 export type DeliveryJobs = Pick<JobQueue, 'enqueue' | 'get' | 'replay' | 'deleteDead'>;
@@ -134,7 +139,7 @@ export class Dispatcher {
     if (endpoint.paused || endpoint.disabledAt !== null) return;
     const next = this.store.deliveries.oldestParked(endpoint.id);
     if (!next) return;
-    const jobId = this.jobs.enqueue({ queue: 'deliveries', kind: DELIVERY_JOB, ref: next.id, maxAttempts: this.maxAttempts, requestId: next.requestId });
+    const jobId = this.jobs.enqueue(deliveryJob(next.id, this.maxAttempts, next.requestId));
     this.store.deliveries.unpark(next.id, jobId);
   }
 

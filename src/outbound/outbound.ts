@@ -8,7 +8,7 @@ import type { Endpoint, EndpointPatch } from '../store/endpoints.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
-import { DELIVERY_JOB, Dispatcher } from './dispatcher.js';
+import { DELIVERY_JOB, Dispatcher, deliveryJob } from './dispatcher.js';
 import { HttpSender } from './http-sender.js';
 import { ERROR_WEBHOOK_JOB, Notifier, OWNER_EMAIL_JOB } from './notifier.js';
 import { FORWARD_HANDLER, Publisher } from './publisher.js';
@@ -156,7 +156,7 @@ export class Outbound {
       return;
     }
     const delivery = this.store.deliveries.get(deliveryId);
-    const newJob = this.jobs.enqueue({ queue: 'deliveries', kind: DELIVERY_JOB, ref: deliveryId, maxAttempts: this.dispatcher.maxAttempts, requestId: delivery?.requestId ?? null });
+    const newJob = this.jobs.enqueue(deliveryJob(deliveryId, this.dispatcher.maxAttempts, delivery?.requestId ?? null));
     this.store.deliveries.requeue(deliveryId, newJob);
   }
 

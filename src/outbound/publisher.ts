@@ -7,7 +7,7 @@ import { timeOrderedId } from '../store/ids.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../telemetry/logger.js';
 import { captureTraceContext } from '../telemetry/trace-context.js';
-import { DELIVERY_JOB } from './dispatcher.js';
+import { deliveryJob } from './dispatcher.js';
 import { matchesType } from './subscriptions.js';
 
 /** Events published through POST /api/v1/events are stored under this source. */
@@ -59,8 +59,7 @@ export class Publisher {
       if (!this.store.deliveries.insert({ id, eventPk, endpointId: endpoint.id, parked, requestId })) continue;
       created += 1;
       if (parked) continue;
-      const job = { queue: 'deliveries' as const, kind: DELIVERY_JOB, ref: id, maxAttempts: this.options.maxAttempts, requestId, traceContext };
-      const queued = this.jobs.enqueueFor(job, this.handoff);
+      const queued = this.jobs.enqueueFor(deliveryJob(id, this.options.maxAttempts, requestId, traceContext), this.handoff);
       if (queued.leased) leased.push(queued.leased);
       this.store.deliveries.setJob(id, queued.id);
     }
