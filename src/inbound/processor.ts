@@ -26,7 +26,7 @@ export class EventProcessor {
   ) {}
 
   run = (job: Job): Promise<JobResult> => {
-    const stored = this.store.events.get(job.ref);
+    const stored = this.store.events.content(job.ref);
     if (!stored) return Promise.resolve({ outcome: 'done' });
     const context = { request_id: job.requestId ?? undefined, source: stored.source, event_id: stored.eventId, event_type: stored.type, job_id: job.id };
     return runWithContext(context, () =>

@@ -22,6 +22,9 @@ export interface StoredEvent {
   lastError: string | null;
 }
 
+/** What never changes about a stored event: what the processor and the deliveries need of it. */
+export type EventContent = Pick<StoredEvent, 'id' | 'source' | 'eventId' | 'type' | 'rawPayload' | 'payload' | 'requestId' | 'receivedAt'>;
+
 export interface HandlerRun {
   attempt: number;
   handler: string;
@@ -78,6 +81,13 @@ class LoadedEvent implements StoredEvent {
   readonly lastError: string | null;
   private parsed: { value: unknown } | undefined;
 
+  static accepted(id: string, event: NewEvent, receivedAt: number): LoadedEvent {
+    return new LoadedEvent({
+      id, source: event.source, event_id: event.eventId, type: event.type, payload: event.rawPayload, request_id: event.requestId,
+      received_at: receivedAt, status: 'pending', attempts: 0, processed_at: null, last_error: null,
+    });
+  }
+
   constructor(row: EventRow) {
     this.id = row.id;
     this.source = row.source;
@@ -111,12 +121,15 @@ export class EventStore {
    * @param seenKeys remembers keys known to be live (source NUL key → stored event id) until the
    *   moment they expire, so a redelivery is answered without a store round trip. Only positive
    *   answers are cached: a new key always asks the store.
+   * @param contents remembers recently stored events (their unchanging part), so processing an
+   *   event and sending its deliveries, moments after it was stored, do not read it back.
    */
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
     private readonly timer: QueryTimer,
     private readonly seenKeys: TtlCache<string>,
+    private readonly contents: TtlCache<EventContent>,
   ) {
     this.statements = {
       findKey: db.prepare<[string, string, number], { event_pk: string; expires_at: number }>(
@@ -167,13 +180,24 @@ export class EventStore {
     const now = this.clock.now();
     this.statements.insert.run({ id, source: event.source, eventId: event.eventId, type: event.type, payload: event.rawPayload, requestId: event.requestId, receivedAt: now });
     this.statements.upsertKey.run(event.source, event.eventId, id, now + ttlMs);
-    // The cache is filled by the next look-up, after the transaction has committed.
+    // The key is cached by the next look-up, after the transaction has committed. The content is
+    // cached now: should the transaction roll back, nothing committed refers to this new id.
+    this.contents.set(id, LoadedEvent.accepted(id, event, now));
     return id;
   }
 
   get(id: string): StoredEvent | null {
     const row = timed(this.timer, 'event_get', () => this.statements.get.get(id));
     return row ? toEvent(row) : null;
+  }
+
+  /** The unchanging part of an event, from memory when it was stored or read recently. */
+  content(id: string): EventContent | null {
+    const cached = this.contents.get(id);
+    if (cached) return cached;
+    const event = this.get(id);
+    if (event) this.contents.set(id, event);
+    return event;
   }
 
   list(filter: EventFilter): StoredEvent[] {

@@ -5,7 +5,7 @@ import { groupCommitOf, openDatabase, type Db, type QueryTimer } from './db.js';
 import { DeliveryStore } from './deliveries.js';
 import { EndpointHealthStore } from './endpoint-health.js';
 import { EndpointStore, type Endpoint } from './endpoints.js';
-import { EventStore } from './events.js';
+import { EventStore, type EventContent } from './events.js';
 
 /** The persistence the service runs on: one SQLite file, its repositories and its transactions. */
 export class Store {
@@ -17,7 +17,9 @@ export class Store {
 
   private constructor(readonly db: Db, clock: Clock, timer: QueryTimer, observer: CacheObserver, private readonly checkpointer: Checkpointer | null) {
     const seenKeys = new TtlCache<string>('idempotency', { maxEntries: 50_000, ttlMs: 3_600_000, now: () => clock.now(), observer });
-    this.events = new EventStore(db, clock, timer, seenKeys);
+    // Sized for the events between being stored and their deliveries' first attempts under load.
+    const contents = new TtlCache<EventContent>('events', { maxEntries: 4_096, ttlMs: 60_000, now: () => clock.now(), observer });
+    this.events = new EventStore(db, clock, timer, seenKeys, contents);
     // A key cached during a group that then rolled back would claim a duplicate that was never stored.
     groupCommitOf(db).onRollback(() => this.events.forgetCachedKeys());
     const endpointCache = new TtlCache<Endpoint | Endpoint[]>('endpoints', { maxEntries: 10_000, ttlMs: 30_000, now: () => clock.now(), observer });
