@@ -183,4 +183,31 @@ describe('the worker pool', () => {
     assert.ok(ran.some((ref) => ref.startsWith('handed-')), 'hand-overs were running meanwhile');
     await pool.stop(1_000);
   });
+
+  it("saves a job's result and its runner's writes only while it holds the lease", async () => {
+    const db = openDatabase({ file: path.join(tempDir(), 'pool-lease.db'), synchronous: 'normal' });
+    const queue = new SqliteJobQueue(db, { now: () => Date.now() }, () => {});
+    const persisted: string[] = [];
+    const pool = new WorkerPool(queue, {
+      queue: 'events', concurrency: 2, leaseMs: 30_000, pollMs: 3_600_000, logger: createLogger({ level: 'error', service: 't', environment: 't', stream: new Writable({ write: (_c, _e, cb) => cb() }) }),
+      run: async (job) => {
+        // Another worker takes this job over while it runs (its lease ran out meanwhile).
+        if (job.ref === 'stolen') db.prepare("UPDATE jobs SET lease_owner = 'other' WHERE id = ?").run(job.id);
+        return { outcome: 'done', persist: () => { persisted.push(job.ref); } };
+      },
+    });
+    pool.start();
+    const ids = ['kept', 'stolen'].map((ref) => {
+      const { leased } = queue.enqueueFor({ queue: 'events', kind: 'k', ref, maxAttempts: 3 }, pool);
+      assert.ok(leased);
+      pool.adopt(leased);
+      return leased.id;
+    });
+    const deadline = Date.now() + 5_000;
+    while (queue.get(ids[0] as number) !== null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    await pool.stop(1_000);
+    assert.deepEqual(persisted, ['kept'], 'the writes of the job whose lease was lost are skipped');
+    assert.equal(queue.get(ids[0] as number), null, 'the kept job completed');
+    assert.equal(queue.get(ids[1] as number)?.leaseOwner, 'other', 'the stolen job stays with its new owner');
+  });
 });

@@ -4,7 +4,7 @@ import type { Job, JobQueue, NewJob } from '../jobs/queue.js';
 import type { JobResult } from '../jobs/worker.js';
 import type { Attempt, AttemptOutcome, AttemptTrigger, Delivery } from '../store/deliveries.js';
 import type { Endpoint } from '../store/endpoints.js';
-import type { StoredEvent } from '../store/events.js';
+import type { EventContent } from '../store/events.js';
 import type { Store } from '../store/store.js';
 import { runWithContext } from '../telemetry/context.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -91,7 +91,7 @@ export class Dispatcher {
       return { outcome: 'done' };
     }
     if (this.inFlight.has(delivery.id)) return { outcome: 'retry', runAt: this.clock.now() + 1000, error: 'a manual attempt was in progress' };
-    const event = this.store.events.get(delivery.eventPk);
+    const event = this.store.events.content(delivery.eventPk);
     if (!event) {
       this.store.transaction(() => {
         this.store.deliveries.setStatus(delivery.id, 'failed', 'the event no longer exists');
@@ -99,10 +99,14 @@ export class Dispatcher {
       });
       return { outcome: 'dead', error: 'the event no longer exists' };
     }
-    const { delivery: after } = await this.attempt(delivery, endpoint, event, 'scheduled', job.requestId, job.traceContext);
-    if (after.status === 'delivered') return { outcome: 'done' };
-    if (after.status === 'pending' && after.nextAttemptAt !== null) return { outcome: 'retry', runAt: after.nextAttemptAt, error: after.lastError ?? 'failed' };
-    return { outcome: 'dead', error: after.lastError ?? 'failed' };
+    const { at, result, requestId, outcome } = await this.send(delivery, endpoint, event, 'scheduled', job.requestId, job.traceContext);
+    // The attempt is recorded in the transaction that settles the job, and only while this
+    // process still holds the job's lease.
+    const persist = () => { this.record(delivery.id, endpoint, 'scheduled', at, result, requestId); };
+    if (outcome.status === 'delivered') return { outcome: 'done', persist };
+    const error = result.error ?? 'failed';
+    if (outcome.status === 'pending' && outcome.nextAttemptAt !== null) return { outcome: 'retry', runAt: outcome.nextAttemptAt, error, persist };
+    return { outcome: 'dead', error, persist };
   };
 
   /** POST /deliveries/:id/retry: one attempt now, recorded as manual, outside the schedule. */
@@ -113,9 +117,10 @@ export class Dispatcher {
     if (!endpoint) throw new ConflictError(`endpoint ${delivery.endpointId} was deleted`);
     if (endpoint.disabledAt !== null) throw new ConflictError(`endpoint ${endpoint.id} is disabled; re-enable it first`);
     if (this.inFlight.has(delivery.id)) throw new ConflictError('an attempt of this delivery is in progress');
-    const event = this.store.events.get(delivery.eventPk);
+    const event = this.store.events.content(delivery.eventPk);
     if (!event) throw new ConflictError('the event of this delivery no longer exists');
-    return this.attempt(delivery, endpoint, event, 'manual', requestId, null);
+    const sent = await this.send(delivery, endpoint, event, 'manual', requestId, null);
+    return this.store.grouped(() => this.record(delivery.id, endpoint, 'manual', sent.at, sent.result, sent.requestId));
   }
 
   /** POST /webhooks/:id/test: a signed test event now; nothing is stored or counted. */
@@ -143,16 +148,21 @@ export class Dispatcher {
     this.store.deliveries.unpark(next.id, jobId);
   }
 
-  private async attempt(
-    delivery: Delivery, endpoint: Endpoint, event: StoredEvent, trigger: AttemptTrigger,
+  /**
+   * Sends one attempt and reports it (metrics, log line) as the delivery stood before it; the
+   * caller records it. `outcome` is what the attempt makes of that delivery.
+   */
+  private async send(
+    delivery: Delivery, endpoint: Endpoint, event: EventContent, trigger: AttemptTrigger,
     requestId: string | null, traceContext: Record<string, string> | null,
-  ): Promise<{ delivery: Delivery; attempt: Attempt }> {
+  ): Promise<{ at: number; result: SendResult; requestId: string; outcome: AttemptOutcome }> {
     const rid = requestId ?? randomUUID();
     const context = { request_id: rid, endpoint: endpoint.id, delivery_id: delivery.id, event_id: event.eventId, event_type: event.type };
+    const number = delivery.attempts + 1;
     this.inFlight.add(delivery.id);
     try {
       return await runWithContext(context, () =>
-        inSpan('webhook.deliver', { 'webhook.endpoint': endpoint.id, 'webhook.event_type': event.type, 'webhook.delivery_id': delivery.id, 'webhook.attempt': delivery.attempts + 1 }, async (span) => {
+        inSpan('webhook.deliver', { 'webhook.endpoint': endpoint.id, 'webhook.event_type': event.type, 'webhook.delivery_id': delivery.id, 'webhook.attempt': number }, async (span) => {
           const at = this.clock.now();
           const body = messageBody(event.type, event.receivedAt, event.rawPayload);
           // Signed with wall-clock time, not the injected clock: the receiver checks the
@@ -164,51 +174,51 @@ export class Dispatcher {
           };
           const result = await this.sender.send({ url: endpoint.url, headers, body, timeoutMs: this.options.timeoutMs, allowPrivate: this.options.allowPrivateDestinations });
           span.setAttribute('http.response.status_code', result.statusCode ?? 0);
-          const recorded = await this.record(delivery.id, endpoint, trigger, at, result, rid);
-          this.metrics.deliveryAttempted(endpoint.id, { ok: result.ok, reason: result.reason ?? undefined, retry: recorded.attempt.number > 1 }, result.durationMs / 1000);
+          const outcome = this.decide(delivery, trigger, result);
+          this.metrics.deliveryAttempted(endpoint.id, { ok: result.ok, reason: result.reason ?? undefined, retry: number > 1 }, result.durationMs / 1000);
           const level = result.ok ? 'info' : 'warn';
           this.logger[level]('delivery attempt', {
-            attempt: recorded.attempt.number, trigger, outcome: result.ok ? 'delivered' : 'failed', status_code: result.statusCode,
-            reason: result.reason, error: result.error, duration_ms: round(result.durationMs), delivery_status: recorded.delivery.status,
-            next_attempt_at: recorded.delivery.nextAttemptAt ? new Date(recorded.delivery.nextAttemptAt).toISOString() : null,
+            attempt: number, trigger, outcome: result.ok ? 'delivered' : 'failed', status_code: result.statusCode,
+            reason: result.reason, error: result.error, duration_ms: round(result.durationMs), delivery_status: outcome.status,
+            next_attempt_at: outcome.nextAttemptAt ? new Date(outcome.nextAttemptAt).toISOString() : null,
           });
-          return recorded;
+          return { at, result, requestId: rid, outcome };
         }, contextFrom(traceContext)));
     } finally {
       this.inFlight.delete(delivery.id);
     }
   }
 
-  /** Records one attempt and everything it decides, atomically (sharing the commit of its turn). */
-  private async record(deliveryId: string, endpoint: Endpoint, trigger: AttemptTrigger, at: number, result: SendResult, requestId: string): Promise<{ delivery: Delivery; attempt: Attempt }> {
-    const recorded = await this.store.grouped(() => {
-      const current = this.store.deliveries.get(deliveryId);
-      if (!current) throw new Error(`delivery ${deliveryId} vanished`);
-      const outcome = this.decide(current, trigger, result);
-      const { attempt, delivery: after } = this.store.deliveries.recordAttempt(current, {
-        trigger, at, durationMs: round(result.durationMs), ok: result.ok, statusCode: result.statusCode, reason: result.reason, error: result.error, responseBody: result.responseBody,
-      }, outcome);
-      if (trigger === 'manual' && result.ok && current.jobId !== null && this.jobs.get(current.jobId)?.status === 'dead') this.jobs.deleteDead(current.jobId);
+  /**
+   * Records one attempt and everything it decides, from the delivery as it stands now; call
+   * inside a transaction, so all of it commits or none does.
+   */
+  private record(deliveryId: string, endpoint: Endpoint, trigger: AttemptTrigger, at: number, result: SendResult, requestId: string): { delivery: Delivery; attempt: Attempt } {
+    const current = this.store.deliveries.get(deliveryId);
+    if (!current) throw new Error(`delivery ${deliveryId} vanished`);
+    const outcome = this.decide(current, trigger, result);
+    const { attempt, delivery: after } = this.store.deliveries.recordAttempt(current, {
+      trigger, at, durationMs: round(result.durationMs), ok: result.ok, statusCode: result.statusCode, reason: result.reason, error: result.error, responseBody: result.responseBody,
+    }, outcome);
+    if (trigger === 'manual' && result.ok && current.jobId !== null && this.jobs.get(current.jobId)?.status === 'dead') this.jobs.deleteDead(current.jobId);
 
-      const decision = observeAttempt(this.store.endpointHealth.get(endpoint.id), { ok: result.ok, at, reason: result.reason, statusCode: result.statusCode, error: result.error });
-      this.store.endpointHealth.save(decision.health);
-      if (decision.errorWebhook) {
-        this.notifier.queueErrorWebhook(endpoint.id, errorWebhookBody(endpoint, decision.health.streak, result.statusCode, result.error), requestId);
-      }
-      if (decision.ownerEmail) {
-        this.notifier.queueEmail(endpoint.id, failureEmail(endpoint, endpoint.ownerEmails, decision.ownerEmail, this.options.timeoutMs), requestId);
-      }
-      if (result.statusCode === 410 && this.store.endpoints.disable(endpoint.id, 'the endpoint answered 410 Gone')) {
-        this.logger.warn('endpoint disabled: it answered 410 Gone', { endpoint: endpoint.id });
-        this.notifier.queueEmail(endpoint.id, disabledEmail(endpoint, endpoint.ownerEmails, at), requestId);
-      }
-      if (trigger === 'scheduled') {
-        const fresh = this.store.endpoints.get(endpoint.id);
-        if (fresh) this.releaseNextParked(fresh);
-      }
-      return { delivery: after, attempt };
-    });
-    return recorded;
+    const decision = observeAttempt(this.store.endpointHealth.get(endpoint.id), { ok: result.ok, at, reason: result.reason, statusCode: result.statusCode, error: result.error });
+    this.store.endpointHealth.save(decision.health);
+    if (decision.errorWebhook) {
+      this.notifier.queueErrorWebhook(endpoint.id, errorWebhookBody(endpoint, decision.health.streak, result.statusCode, result.error), requestId);
+    }
+    if (decision.ownerEmail) {
+      this.notifier.queueEmail(endpoint.id, failureEmail(endpoint, endpoint.ownerEmails, decision.ownerEmail, this.options.timeoutMs), requestId);
+    }
+    if (result.statusCode === 410 && this.store.endpoints.disable(endpoint.id, 'the endpoint answered 410 Gone')) {
+      this.logger.warn('endpoint disabled: it answered 410 Gone', { endpoint: endpoint.id });
+      this.notifier.queueEmail(endpoint.id, disabledEmail(endpoint, endpoint.ownerEmails, at), requestId);
+    }
+    if (trigger === 'scheduled') {
+      const fresh = this.store.endpoints.get(endpoint.id);
+      if (fresh) this.releaseNextParked(fresh);
+    }
+    return { delivery: after, attempt };
   }
 
   private decide(current: Delivery, trigger: AttemptTrigger, result: SendResult): AttemptOutcome {
