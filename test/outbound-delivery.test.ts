@@ -284,6 +284,26 @@ describe('outbound delivery', () => {
     assert.deepEqual(r.requests.map((req) => req.id), ids, 'in the order they were published');
   });
 
+  it('releases the rest of a parked backlog when a manual retry settled the delivery released first', async () => {
+    const r = await receiver(() => ({ status: 200, delayMs: 150 }));
+    const ep = await registerEndpoint(t, r, ['backlog.thing']);
+    assert.equal((await admin(t, 'patch', `/api/v1/webhooks/${ep.id}`).send({ paused: true })).status, 200);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await publish(t, 'backlog.thing', { i })).id);
+    const parked = (await admin(t, 'get', `/api/v1/webhooks/${ep.id}/deliveries?status=pending`)).body.data as { id: string }[];
+    const oldest = parked.at(-1)?.id ?? '';
+    // The manual attempt is under way when resuming releases the same delivery: its job finds the
+    // attempt in flight and tries again a second later, when the delivery is already delivered.
+    const manual = admin(t, 'post', `/api/v1/deliveries/${oldest}/retry`).then((res) => res);
+    await waitFor('the manual attempt reaching the endpoint', () => r.requests.length === 1);
+    assert.equal((await admin(t, 'patch', `/api/v1/webhooks/${ep.id}`).send({ paused: false })).status, 200);
+    assert.equal((await manual).status, 200);
+    assert.equal((await delivery(oldest)).status, 'delivered');
+    clock.advance(1000);
+    await waitFor('the rest of the backlog delivered', () => r.answered === 3);
+    assert.deepEqual(r.requests.map((req) => req.id), ids, 'each event once, in the order published');
+  });
+
   it('signs with both secrets for 24 hours after a rotation', async () => {
     const r = await receiver();
     const ep = await registerEndpoint(t, r, ['rotate.thing']);

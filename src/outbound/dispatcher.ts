@@ -75,8 +75,19 @@ export class Dispatcher {
   /** Runs one delivery job (queue 'deliveries', kind delivery.send). */
   run = async (job: Job): Promise<JobResult> => {
     const delivery = this.store.deliveries.get(job.ref);
-    if (!delivery || delivery.status !== 'pending') return { outcome: 'done' };
+    if (!delivery) return { outcome: 'done' };
     const endpoint = this.store.endpoints.get(delivery.endpointId);
+    if (delivery.status !== 'pending') {
+      // Settled meanwhile (a manual attempt): the endpoint's parked backlog, released one delivery
+      // per scheduled attempt, would otherwise wait on this job for ever.
+      return {
+        outcome: 'done',
+        persist: () => {
+          const fresh = this.store.endpoints.get(delivery.endpointId);
+          if (fresh) this.releaseNextParked(fresh);
+        },
+      };
+    }
     if (!endpoint) {
       this.store.deliveries.setStatus(delivery.id, 'cancelled', 'endpoint deleted');
       return { outcome: 'done' };

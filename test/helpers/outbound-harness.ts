@@ -28,7 +28,7 @@ export interface Received {
   status: number;
 }
 
-export type Reply = { status: number; body?: string; headers?: Record<string, string> } | 'hang';
+export type Reply = { status: number; body?: string; headers?: Record<string, string>; delayMs?: number } | 'hang';
 export type Behaviour = (request: Omit<Received, 'status'>) => Reply;
 
 /**
@@ -84,9 +84,13 @@ export class Receiver {
       return;
     }
     this.requests.push({ ...seen, status: reply.status });
-    this.answered += 1;
-    res.writeHead(reply.status, { 'content-type': 'text/plain', ...reply.headers });
-    res.end(reply.body ?? '');
+    const answer = () => {
+      this.answered += 1;
+      res.writeHead(reply.status, { 'content-type': 'text/plain', ...reply.headers });
+      res.end(reply.body ?? '');
+    };
+    if (reply.delayMs) setTimeout(answer, reply.delayMs);
+    else answer();
   }
 
   /** Requests answered so far (held ones excluded). */
