@@ -146,9 +146,23 @@ export class GroupCommit {
 
   constructor(private readonly db: Db) {}
 
-  /** Called when a whole group rolls back (state cached during it must be forgotten). */
+  /** Called when a group, a call within it or a transaction rolls back (state cached during it must be forgotten). */
   onRollback(listener: () => void): void {
     this.rollbackListeners.push(listener);
+  }
+
+  /** Runs fn in a transaction of its own (outside any group); a rollback is reported like a group's. */
+  transaction<T>(fn: () => T): T {
+    try {
+      return this.db.transaction(fn)();
+    } catch (error) {
+      this.rolledBack();
+      throw error;
+    }
+  }
+
+  private rolledBack(): void {
+    for (const listener of this.rollbackListeners) listener();
   }
 
   run<T>(fn: () => T): Promise<T> {
@@ -172,7 +186,7 @@ export class GroupCommit {
         for (const item of batch) values.push(item.fn());
       })();
     } catch (error) {
-      for (const listener of this.rollbackListeners) listener();
+      this.rolledBack();
       if (batch.length === 1) batch[0]?.reject(error);
       else this.commitIsolated(batch);
       return;
@@ -188,12 +202,13 @@ export class GroupCommit {
           try {
             outcomes.push({ ok: true, value: this.db.transaction(item.fn)() });
           } catch (error) {
+            this.rolledBack();
             outcomes.push({ ok: false, error });
           }
         }
       })();
     } catch (error) {
-      for (const listener of this.rollbackListeners) listener();
+      this.rolledBack();
       for (const item of batch) item.reject(error);
       return;
     }

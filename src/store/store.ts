@@ -20,9 +20,13 @@ export class Store {
     // Sized for the events between being stored and their deliveries' first attempts under load.
     const contents = new TtlCache<EventContent>('events', { maxEntries: 4_096, ttlMs: 60_000, now: () => clock.now(), observer });
     this.events = new EventStore(db, clock, timer, seenKeys, contents);
-    // A key cached during a group that then rolled back would claim a duplicate that was never stored.
-    groupCommitOf(db).onRollback(() => this.events.forgetCachedKeys());
     const endpointCache = new TtlCache<Endpoint | Endpoint[]>('endpoints', { maxEntries: 10_000, ttlMs: 30_000, now: () => clock.now(), observer });
+    // What was cached during a transaction that then rolled back may not be so: a key would claim a
+    // duplicate that was never stored, an endpoint a change that never happened.
+    groupCommitOf(db).onRollback(() => {
+      this.events.forgetCachedKeys();
+      endpointCache.clear();
+    });
     this.endpoints = new EndpointStore(db, clock, timer, endpointCache);
     this.deliveries = new DeliveryStore(db, clock, timer);
     this.endpointHealth = new EndpointHealthStore(db, timer);
@@ -35,7 +39,7 @@ export class Store {
 
   /** Runs fn in one transaction: everything it writes commits together or not at all. */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    return groupCommitOf(this.db).transaction(fn);
   }
 
   /** Runs fn atomically within the commit shared by this turn of the event loop (see GroupCommit). */

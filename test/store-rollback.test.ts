@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { Store } from '../src/store/store.js';
+import { tempDir } from './helpers/service.js';
+
+const noObserver = { lookup: () => undefined, operation: () => undefined };
+
+function openStore(): Store {
+  return Store.open(path.join(tempDir(), 'rollback.db'), 'normal', { now: () => Date.now() }, () => undefined, noObserver);
+}
+
+function addEndpoint(store: Store, id: string): void {
+  store.endpoints.create({ id, url: `https://example.com/${id}`, events: ['*'], description: '', ownerEmails: [], secret: 'whsec_c2VjcmV0' });
+}
+
+describe('the store after a rollback', () => {
+  it('forgets an endpoint change cached by a grouped call that failed, and keeps its neighbours in the group', async () => {
+    const store = openStore();
+    try {
+      addEndpoint(store, 'ep_a');
+      addEndpoint(store, 'ep_b');
+      const neighbour = store.grouped(() => store.endpoints.disable('ep_b', 'gone'));
+      const failing = store.grouped(() => {
+        store.endpoints.disable('ep_a', 'never happened');
+        // Read back inside the failing call: the cache now holds the disabled endpoint.
+        assert.notEqual(store.endpoints.get('ep_a')?.disabledAt, null);
+        throw new Error('the call fails after the change');
+      });
+      await assert.rejects(failing, /the call fails/);
+      assert.equal(await neighbour, true, 'the other call of the group committed');
+      assert.equal(store.endpoints.get('ep_a')?.disabledAt, null, 'the rolled-back change is not served from the cache');
+      assert.notEqual(store.endpoints.get('ep_b')?.disabledAt, null);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('forgets an endpoint change cached by a transaction that rolled back', async () => {
+    const store = openStore();
+    try {
+      addEndpoint(store, 'ep_c');
+      assert.throws(() => store.transaction(() => {
+        store.endpoints.disable('ep_c', 'never happened');
+        assert.notEqual(store.endpoints.get('ep_c')?.disabledAt, null);
+        throw new Error('rolled back');
+      }), /rolled back/);
+      assert.equal(store.endpoints.get('ep_c')?.disabledAt, null);
+    } finally {
+      await store.close();
+    }
+  });
+});
