@@ -5,7 +5,8 @@ import { observeAttempt, windowFires, WINDOW_MS } from '../src/outbound/failure-
 import { parseRetryAfter, statusReason } from '../src/outbound/http-sender.js';
 import { MAX_RETRY_AFTER_MS, nextRetryDelay, parseRetrySchedule } from '../src/outbound/retry-schedule.js';
 import { errorWebhookBody, failureEmail } from '../src/outbound/messages.js';
-import { matchesType } from '../src/outbound/subscriptions.js';
+import { EVENT_PATTERN, matchesType } from '../src/outbound/subscriptions.js';
+import { HandlerRegistry } from '../src/inbound/handlers.js';
 import { generateSecret, signatureHeaders } from '../src/outbound/signer.js';
 import { messageBody } from '../src/outbound/dispatcher.js';
 import { Webhook } from 'standardwebhooks';
@@ -81,6 +82,19 @@ describe('failure classification and destinations', () => {
     assert.equal(matchesType(['invoice.*'], 'invoices.paid'), false);
     assert.equal(matchesType(['order.created'], 'order.created'), true);
     assert.equal(matchesType(['order.created'], 'order.updated'), false);
+  });
+
+  it('lets handlers and endpoints take the same patterns and match them alike', () => {
+    const registry = new HandlerRegistry();
+    const patterns = ['*', 'invoice.*', 'order.created'];
+    patterns.forEach((pattern, i) => registry.register(pattern, `h${i}`, () => undefined));
+    for (const type of ['invoice.paid', 'invoices.paid', 'order.created', 'order.updated']) {
+      assert.deepEqual(registry.match(type).map((h) => h.pattern), patterns.filter((p) => matchesType([p], type)), type);
+    }
+    for (const bad of ['invoice.', '.paid', 'a..b', 'invoice.*.paid', '']) {
+      assert.throws(() => registry.register(bad, `bad-${bad}`, () => undefined), /invalid handler pattern/, bad);
+      assert.equal(EVENT_PATTERN.test(bad), false, bad);
+    }
   });
 });
 

@@ -1,3 +1,5 @@
+import { EVENT_PATTERN, typeMatches } from '../event-types.js';
+
 /** What a handler is given: ids to be idempotent by, the type, and the parsed payload. */
 export interface InboundEvent {
   /** hookwatch's id for the stored event (evt_…). */
@@ -39,15 +41,14 @@ export class HandlerRegistry {
   private readonly handlers: RegisteredHandler[] = [];
 
   register(pattern: string, name: string, handle: EventHandler): this {
-    if (!/^(\*|[A-Za-z0-9_.:-]+(\.\*)?)$/.test(pattern)) throw new Error(`invalid handler pattern "${pattern}"`);
+    if (!EVENT_PATTERN.test(pattern)) throw new Error(`invalid handler pattern "${pattern}"`);
     if (this.handlers.some((h) => h.name === name)) throw new Error(`a handler named "${name}" is already registered`);
     this.handlers.push({ name, pattern, handle });
     return this;
   }
 
   match(type: string): RegisteredHandler[] {
-    return this.handlers.filter(({ pattern }) =>
-      pattern === '*' || pattern === type || (pattern.endsWith('.*') && type.startsWith(pattern.slice(0, -1))));
+    return this.handlers.filter(({ pattern }) => typeMatches(pattern, type));
   }
 
   get size(): number {

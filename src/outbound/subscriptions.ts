@@ -1,7 +1,8 @@
-/** An endpoint's event filter: an exact type, a prefix wildcard such as `invoice.*`, or `*` for every event. */
-export const EVENT_PATTERN = /^(\*|[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*(\.\*)?)$/;
+import { typeMatches } from '../event-types.js';
 
+export { EVENT_PATTERN } from '../event-types.js';
+
+/** Whether an endpoint subscribed to `patterns` receives events of `type`. */
 export function matchesType(patterns: readonly string[], type: string): boolean {
-  return patterns.some((pattern) =>
-    pattern === '*' || pattern === type || (pattern.endsWith('.*') && type.startsWith(pattern.slice(0, -1))));
+  return patterns.some((pattern) => typeMatches(pattern, type));
 }

@@ -1,0 +1,9 @@
+/**
+ * Event type patterns, shared by the handlers an event runs and the endpoints it is sent to:
+ * an exact type, a prefix wildcard such as `invoice.*`, or `*` for every event.
+ */
+export const EVENT_PATTERN = /^(\*|[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*(\.\*)?)$/;
+
+export function typeMatches(pattern: string, type: string): boolean {
+  return pattern === '*' || pattern === type || (pattern.endsWith('.*') && type.startsWith(pattern.slice(0, -1)));
+}
