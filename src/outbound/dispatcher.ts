@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Span } from '@opentelemetry/api';
 import type { Clock } from '../clock.js';
 import type { Job, JobQueue, NewJob } from '../jobs/queue.js';
 import type { JobResult } from '../jobs/worker.js';
@@ -140,11 +141,7 @@ export class Dispatcher {
     const body = messageBody('webhook.test', this.clock.now(), JSON.stringify({ endpoint_id: endpoint.id, message: 'This is a test event sent by hookwatch.' }));
     return runWithContext({ request_id: requestId, endpoint: endpoint.id, event_id: messageId, event_type: 'webhook.test' }, () =>
       inSpan('webhook.deliver.test', { 'webhook.endpoint': endpoint.id }, async (span) => {
-        const result = await this.sender.send({
-          url: endpoint.url,
-          headers: { ...signatureHeaders(this.store.endpoints.signingSecrets(endpoint), messageId, new Date(), body), ...traceHeaders(span), 'x-request-id': requestId },
-          body, timeoutMs: this.options.timeoutMs, allowPrivate: this.options.allowPrivateDestinations,
-        });
+        const result = await this.post(endpoint, messageId, body, span, requestId);
         this.logger.info('test delivery attempt', { outcome: result.ok ? 'delivered' : 'failed', status_code: result.statusCode, reason: result.reason, error: result.error, duration_ms: round(result.durationMs) });
         return { ...result, messageId, body };
       }));
@@ -176,14 +173,7 @@ export class Dispatcher {
         inSpan('webhook.deliver', { 'webhook.endpoint': endpoint.id, 'webhook.event_type': event.type, 'webhook.delivery_id': delivery.id, 'webhook.attempt': number }, async (span) => {
           const at = this.clock.now();
           const body = messageBody(event.type, event.receivedAt, event.rawPayload);
-          // Signed with wall-clock time, not the injected clock: the receiver checks the
-          // timestamp against its own clock (Standard Webhooks allows five minutes).
-          const headers = {
-            ...signatureHeaders(this.store.endpoints.signingSecrets(endpoint), event.id, new Date(), body),
-            ...traceHeaders(span),
-            'x-request-id': rid,
-          };
-          const result = await this.sender.send({ url: endpoint.url, headers, body, timeoutMs: this.options.timeoutMs, allowPrivate: this.options.allowPrivateDestinations });
+          const result = await this.post(endpoint, event.id, body, span, rid);
           span.setAttribute('http.response.status_code', result.statusCode ?? 0);
           const outcome = this.decide(delivery, trigger, result);
           this.metrics.deliveryAttempted(endpoint.id, { ok: result.ok, reason: result.reason ?? undefined, retry: number > 1 }, result.durationMs / 1000);
@@ -198,6 +188,18 @@ export class Dispatcher {
     } finally {
       this.inFlight.delete(delivery.id);
     }
+  }
+
+  /** POSTs one signed message to the endpoint, in the current span's trace. */
+  private post(endpoint: Endpoint, messageId: string, body: string, span: Span, requestId: string): Promise<SendResult> {
+    // Signed with wall-clock time, not the injected clock: the receiver checks the
+    // timestamp against its own clock (Standard Webhooks allows five minutes).
+    const headers = {
+      ...signatureHeaders(this.store.endpoints.signingSecrets(endpoint), messageId, new Date(), body),
+      ...traceHeaders(span),
+      'x-request-id': requestId,
+    };
+    return this.sender.send({ url: endpoint.url, headers, body, timeoutMs: this.options.timeoutMs, allowPrivate: this.options.allowPrivateDestinations });
   }
 
   /**
