@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { trace } from '@opentelemetry/api';
+import { isSpanContextValid, trace } from '@opentelemetry/api';
 import { createLogger, shutdownLogShipping, type Logger } from '../src/telemetry/logger.js';
 import { OUTAGE_MESSAGES, OutageReporter, type OutageEvent } from '../src/telemetry/outage.js';
 import { startTracing } from '../src/telemetry/tracing.js';
+import { captureTraceContext, inSpan } from '../src/telemetry/trace-context.js';
 import { DEMO_SECRET, LogCapture, STRIPE_SECRET, startTestService, waitFor, type TestService } from './helpers/service.js';
 import { standardEvent, standardHeaders, stripeEvent, stripeHeaders } from './helpers/signing.js';
 import { FakeLoki } from './helpers/telemetry-servers.js';
@@ -133,5 +134,25 @@ describe('outage reporting and tracing off', () => {
     const span = trace.getTracer('test').startSpan('noop');
     assert.equal(span.isRecording(), false);
     span.end();
+    const seen = inSpan('webhook.verify', { 'webhook.source': 'stripe' }, (inner) => ({ recording: inner.isRecording(), valid: isSpanContextValid(inner.spanContext()) }));
+    assert.deepEqual(seen, { recording: false, valid: false }, 'our spans run their work with a span that records nothing');
+    assert.deepEqual(captureTraceContext(), {}, 'and nothing to propagate');
+  });
+});
+
+describe('log lines', () => {
+  it('are one JSON object per line, with what JSON cannot hold (a cycle, a BigInt) still written', async () => {
+    const stdout = new LogCapture();
+    const logger = createLogger({ level: 'info', service: 'hookwatch', environment: 'test', stream: stdout });
+    const cyclic: Record<string, unknown> = { name: 'loop' };
+    cyclic.self = cyclic;
+    logger.info('plain', { count: 3, nested: { token: 'never-shown', ok: true } });
+    logger.info('odd values', { cyclic, big: 12345678901234567890n });
+    await waitFor('both lines', () => stdout.lines.length === 2);
+    assert.deepEqual([stdout.lines[0]?.message, stdout.lines[0]?.count, stdout.lines[0]?.nested], ['plain', 3, { token: '[redacted]', ok: true }]);
+    assert.equal(stdout.lines[1]?.message, 'odd values');
+    assert.match(stdout.raw[1] ?? '', /"big":"12345678901234567890"/);
+    assert.match(stdout.raw[1] ?? '', /\[Circular\]/);
+    logger.end();
   });
 });

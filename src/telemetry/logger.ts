@@ -44,6 +44,25 @@ const enrich = winston.format((info) => {
   return info;
 });
 
+// winston's MESSAGE key (triple-beam's Symbol.for('message')): what a transport writes.
+const MESSAGE = Symbol.for('message');
+const safeJson = winston.format.json();
+
+/**
+ * winston's json format, serialised natively: format.json() goes through safe-stable-stringify,
+ * which sorts keys and copies through a replacer (a third of a log line's cost and most of its
+ * garbage, measured in the receive benchmark). It is still used for what JSON.stringify refuses
+ * (a cycle, a BigInt).
+ */
+const jsonLine = winston.format((info) => {
+  try {
+    (info as Record<symbol, unknown>)[MESSAGE] = JSON.stringify(info);
+    return info;
+  } catch {
+    return safeJson.transform(info, {});
+  }
+});
+
 export interface LoggerOptions {
   level: string;
   service: string;
@@ -69,7 +88,7 @@ export function createLogger(options: LoggerOptions): Logger {
   logger = winston.createLogger({
     level: options.level,
     defaultMeta: { service: options.service, environment: options.environment },
-    format: winston.format.combine(winston.format.timestamp(), enrich(), winston.format.json()),
+    format: winston.format.combine(winston.format.timestamp(), enrich(), jsonLine()),
     transports,
   });
   return logger;
