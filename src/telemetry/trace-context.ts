@@ -1,4 +1,4 @@
-import { context, propagation, trace, SpanStatusCode, type Span, type Context } from '@opentelemetry/api';
+import { context, propagation, trace, INVALID_SPAN_CONTEXT, SpanStatusCode, type Span, type Context } from '@opentelemetry/api';
 import { getRPCMetadata, RPCType } from '@opentelemetry/core';
 
 /** The active trace context as a W3C carrier, stored with a job so later work joins the trace. */
@@ -14,11 +14,22 @@ export function contextFrom(carrier: Record<string, string> | null | undefined):
 
 const tracer = () => trace.getTracer('hookwatch');
 
+// With no tracer provider, the API's no-op tracer still builds a span and a context per call (a
+// few objects each, several calls per event): inSpan then skips it and passes this span instead.
+const NO_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+let spansEnabled = false;
+
+/** Set by tracing.ts when it registers a tracer provider (true) and when it shuts it down (false). */
+export function setSpansEnabled(enabled: boolean): void {
+  spansEnabled = enabled;
+}
+
 /**
  * Runs fn inside a span of our own (verify, de-duplicate, store, job run, handler);
  * the span records an exception and an error status when fn throws.
  */
 export function inSpan<T>(name: string, attributes: Record<string, string | number | boolean>, fn: (span: Span) => T, parent?: Context): T {
+  if (!spansEnabled) return fn(NO_SPAN);
   return tracer().startActiveSpan(name, { attributes }, parent ?? context.active(), (span) => {
     try {
       const result = fn(span);
