@@ -73,22 +73,29 @@ export class Dispatcher {
     return this.options.retrySchedule.length + 1;
   }
 
-  /** Runs one delivery job (queue 'deliveries', kind delivery.send). */
+  /**
+   * Runs one delivery job (queue 'deliveries', kind delivery.send). A paused endpoint's backlog is
+   * released one delivery per delivery job that ends, whatever the job came to (an attempt, a
+   * delivery settled meanwhile by a manual attempt, its event gone): in the transaction that
+   * settles the job, after what the job itself records.
+   */
   run = async (job: Job): Promise<JobResult> => {
     const delivery = this.store.deliveries.get(job.ref);
     if (!delivery) return { outcome: 'done' };
+    const result = await this.runDelivery(job, delivery);
+    return {
+      ...result,
+      persist: () => {
+        result.persist?.();
+        const endpoint = this.store.endpoints.get(delivery.endpointId);
+        if (endpoint) this.releaseNextParked(endpoint);
+      },
+    };
+  };
+
+  private async runDelivery(job: Job, delivery: Delivery): Promise<JobResult> {
+    if (delivery.status !== 'pending') return { outcome: 'done' };
     const endpoint = this.store.endpoints.get(delivery.endpointId);
-    if (delivery.status !== 'pending') {
-      // Settled meanwhile (a manual attempt): the endpoint's parked backlog, released one delivery
-      // per scheduled attempt, would otherwise wait on this job for ever.
-      return {
-        outcome: 'done',
-        persist: () => {
-          const fresh = this.store.endpoints.get(delivery.endpointId);
-          if (fresh) this.releaseNextParked(fresh);
-        },
-      };
-    }
     if (!endpoint) {
       this.store.deliveries.setStatus(delivery.id, 'cancelled', 'endpoint deleted');
       return { outcome: 'done' };
@@ -105,11 +112,8 @@ export class Dispatcher {
     if (this.inFlight.has(delivery.id)) return { outcome: 'retry', runAt: this.clock.now() + 1000, error: 'a manual attempt was in progress' };
     const event = this.store.events.content(delivery.eventPk);
     if (!event) {
-      this.store.transaction(() => {
-        this.store.deliveries.setStatus(delivery.id, 'failed', 'the event no longer exists');
-        this.releaseNextParked(endpoint);
-      });
-      return { outcome: 'dead', error: 'the event no longer exists' };
+      const error = 'the event no longer exists';
+      return { outcome: 'dead', error, persist: () => this.store.deliveries.setStatus(delivery.id, 'failed', error) };
     }
     const { at, result, requestId, outcome } = await this.send(delivery, endpoint, event, 'scheduled', job.requestId, job.traceContext);
     // The attempt is recorded in the transaction that settles the job, and only while this
@@ -119,7 +123,7 @@ export class Dispatcher {
     const error = result.error ?? 'failed';
     if (outcome.status === 'pending' && outcome.nextAttemptAt !== null) return { outcome: 'retry', runAt: outcome.nextAttemptAt, error, persist };
     return { outcome: 'dead', error, persist };
-  };
+  }
 
   /** POST /deliveries/:id/retry: one attempt now, recorded as manual, outside the schedule. */
   async retryNow(deliveryId: string, requestId: string): Promise<{ delivery: Delivery; attempt: Attempt }> {
@@ -226,10 +230,6 @@ export class Dispatcher {
     if (result.statusCode === 410 && this.store.endpoints.disable(endpoint.id, 'the endpoint answered 410 Gone')) {
       this.logger.warn('endpoint disabled: it answered 410 Gone', { endpoint: endpoint.id });
       this.notifier.queueEmail(endpoint.id, disabledEmail(endpoint, endpoint.ownerEmails, at), requestId);
-    }
-    if (trigger === 'scheduled') {
-      const fresh = this.store.endpoints.get(endpoint.id);
-      if (fresh) this.releaseNextParked(fresh);
     }
     return { delivery: after, attempt };
   }
