@@ -1,4 +1,4 @@
-import { context, propagation, trace, INVALID_SPAN_CONTEXT, SpanStatusCode, type Span, type Context } from '@opentelemetry/api';
+import { context, propagation, trace, INVALID_SPAN_CONTEXT, ProxyTracerProvider, SpanStatusCode, type Span, type Context } from '@opentelemetry/api';
 import { getRPCMetadata, RPCType } from '@opentelemetry/core';
 
 /** The active trace context as a W3C carrier, stored with a job so later work joins the trace. */
@@ -17,11 +17,11 @@ const tracer = () => trace.getTracer('hookwatch');
 // With no tracer provider, the API's no-op tracer still builds a span and a context per call (a
 // few objects each, several calls per event): inSpan then skips it and passes this span instead.
 const NO_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
-let spansEnabled = false;
 
-/** Set by tracing.ts when it registers a tracer provider (true) and when it shuts it down (false). */
-export function setSpansEnabled(enabled: boolean): void {
-  spansEnabled = enabled;
+/** Whether a tracer provider is registered (tracing.ts): the API's global proxy then has a delegate. */
+function tracingOn(): boolean {
+  const provider = trace.getTracerProvider();
+  return !(provider instanceof ProxyTracerProvider) || provider.getDelegateTracer('hookwatch') !== undefined;
 }
 
 /**
@@ -29,7 +29,7 @@ export function setSpansEnabled(enabled: boolean): void {
  * the span records an exception and an error status when fn throws.
  */
 export function inSpan<T>(name: string, attributes: Record<string, string | number | boolean>, fn: (span: Span) => T, parent?: Context): T {
-  if (!spansEnabled) return fn(NO_SPAN);
+  if (!tracingOn()) return fn(NO_SPAN);
   return tracer().startActiveSpan(name, { attributes }, parent ?? context.active(), (span) => {
     try {
       const result = fn(span);

@@ -13,7 +13,6 @@ import {
 } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { OUTAGE_MESSAGES, OutageReporter, displayUrl, type OutageSink } from './outage.js';
-import { setSpansEnabled } from './trace-context.js';
 
 /**
  * Tracing for the whole process: an OpenTelemetry tracer provider, the W3C trace-context
@@ -128,7 +127,6 @@ export function startTracing(options: TracingOptions): Tracing | null {
     async shutdown() {
       if (current !== tracing) return;
       current = null;
-      setSpansEnabled(false);
       unregister();
       try {
         // Bounded: a collector that hangs must not hold the process's exit.
@@ -141,7 +139,6 @@ export function startTracing(options: TracingOptions): Tracing | null {
     },
   };
   current = tracing;
-  setSpansEnabled(true);
   return tracing;
 }
 
