@@ -2,6 +2,7 @@ import type { Clock } from '../clock.js';
 import type { InboundEvent } from '../inbound/handlers.js';
 import type { Job, JobHandoff, JobScheduler } from '../jobs/queue.js';
 import type { Delivery } from '../store/deliveries.js';
+import type { Endpoint } from '../store/endpoints.js';
 import type { StoredEvent } from '../store/events.js';
 import { timeOrderedId } from '../store/ids.js';
 import type { Store } from '../store/store.js';
@@ -50,8 +51,7 @@ export class Publisher {
   createDeliveries(eventPk: string, type: string, requestId: string | null, traceContext: Record<string, string> | null): { created: number; leased: Job[] } {
     let created = 0;
     const leased: Job[] = [];
-    for (const endpoint of this.store.endpoints.list()) {
-      if (endpoint.disabledAt !== null || !matchesType(endpoint.events, type)) continue;
+    for (const endpoint of this.subscribers(type)) {
       // Behind a paused endpoint, or behind a backlog still draining after a resume, a new
       // delivery queues up (parked) so the endpoint receives events in order.
       const parked = endpoint.paused || this.store.deliveries.oldestParked(endpoint.id) !== null;
@@ -66,6 +66,11 @@ export class Publisher {
     return { created, leased };
   }
 
+  /** The endpoints that receive events of this type: enabled and subscribed to it. */
+  private subscribers(type: string): Endpoint[] {
+    return this.store.endpoints.list().filter((endpoint) => endpoint.disabledAt === null && matchesType(endpoint.events, type));
+  }
+
   /** Gives the delivery workers the jobs created leased to them, after their transaction committed. */
   handOver(leased: readonly Job[]): void {
     for (const job of leased) this.handoff?.adopt(job);
@@ -75,7 +80,7 @@ export class Publisher {
   forward = async (event: InboundEvent): Promise<void> => {
     // Most events of a receive-only setup match no endpoint: those skip the write altogether.
     // The check is repeated inside the transaction, which is what counts.
-    if (!this.store.endpoints.list().some((endpoint) => endpoint.disabledAt === null && matchesType(endpoint.events, event.type))) return;
+    if (this.subscribers(event.type).length === 0) return;
     const traceContext = captureTraceContext();
     const { created, leased } = await this.store.grouped(() => this.createDeliveries(event.id, event.type, event.requestId, traceContext));
     this.handOver(leased);

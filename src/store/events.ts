@@ -113,6 +113,8 @@ const toEvent = (row: EventRow): StoredEvent => new LoadedEvent(row);
 
 export const newEventId = (): string => timeOrderedId('evt');
 
+const cacheKeyOf = (source: string, key: string): string => `${source}\0${key}`;
+
 /** Events, their idempotency keys and their handler history, in SQLite. */
 export class EventStore {
   private readonly statements;
@@ -154,20 +156,19 @@ export class EventStore {
     };
   }
 
-  /** The stored event a live idempotency key points to, if any. */
   /** What findByKey would answer from memory alone: the stored event id, or undefined when unknown here. */
   findCachedKey(source: string, key: string): string | undefined {
-    return this.seenKeys.get(`${source}\0${key}`);
+    return this.seenKeys.get(cacheKeyOf(source, key));
   }
 
+  /** The stored event a live idempotency key points to, if any. */
   findByKey(source: string, key: string): string | null {
-    const cacheKey = `${source}\0${key}`;
-    const cached = this.seenKeys.get(cacheKey);
+    const cached = this.findCachedKey(source, key);
     if (cached !== undefined) return cached;
     const now = this.clock.now();
     const row = timed(this.timer, 'idempotency_lookup', () => this.statements.findKey.get(source, key, now));
     if (!row) return null;
-    this.seenKeys.set(cacheKey, row.event_pk, row.expires_at - now);
+    this.seenKeys.set(cacheKeyOf(source, key), row.event_pk, row.expires_at - now);
     return row.event_pk;
   }
 
