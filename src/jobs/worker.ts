@@ -90,8 +90,8 @@ export class WorkerPool implements JobHandoff {
       this.jobs.release(job.id, this.owner);
       return;
     }
-    if (this.running.size < this.options.concurrency) this.launch(job);
-    else this.waiting.push(job);
+    this.waiting.push(job);
+    this.fill();
   }
 
   /** Asks the pool to look for work now (a job was enqueued or became due). */
@@ -167,7 +167,7 @@ export class WorkerPool implements JobHandoff {
         this.mayHaveDue = claimed.length === room;
         if (this.mayHaveDue) this.wakeRequested = true;
       }
-      while (this.running.size < this.options.concurrency && this.waiting.length > 0) this.launch(this.waiting.shift() as Job);
+      this.fill();
     } catch (error) {
       this.options.logger.error('job claim failed', { queue: this.options.queue, error: (error as Error).message });
     } finally {
@@ -181,12 +181,16 @@ export class WorkerPool implements JobHandoff {
     }
   }
 
+  /** Starts waiting jobs while slots are free. */
+  private fill(): void {
+    while (this.running.size < this.options.concurrency && this.waiting.length > 0) this.launch(this.waiting.shift() as Job);
+  }
+
   private launch(job: Job): void {
     const task = this.execute(job).finally(() => {
       this.running.delete(job.id);
       if (this.stopped) return;
-      const next = this.waiting.shift();
-      if (next) this.launch(next);
+      if (this.waiting.length > 0) this.fill();
       else this.wake();
     });
     this.running.set(job.id, task);
