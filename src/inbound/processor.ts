@@ -31,6 +31,8 @@ export class EventProcessor {
     const context = { request_id: job.requestId ?? undefined, source: stored.source, event_id: stored.eventId, event_type: stored.type, job_id: job.id };
     return runWithContext(context, () =>
       inSpan('webhook.process', { 'webhook.source': stored.source, 'webhook.event_type': stored.type, 'job.attempt': job.attempts }, async () => {
+        // An own getter, not a class's: a handler that spreads or serialises the event keeps the
+        // payload. It is parsed only if a handler reads it (the built-in forwarder does not).
         const event: InboundEvent = {
           id: stored.id, eventId: stored.eventId, source: stored.source, type: stored.type,
           get payload() { return stored.payload; },

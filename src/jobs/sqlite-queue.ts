@@ -58,7 +58,7 @@ export class SqliteJobQueue implements JobQueue {
         `INSERT INTO jobs (queue, kind, ref, payload, status, attempts, max_attempts, run_at, lease_owner, lease_expires_at, last_error, request_id, trace_context, created_at, updated_at)
          VALUES (@queue, @kind, @ref, @payload, @status, @attempts, @max_attempts, @run_at, @lease_owner, @lease_expires_at, @last_error, @request_id, @trace_context, @created_at, @updated_at)`),
       // Expired leases go back to pending first, so a crashed worker's jobs are taken back.
-      // Running jobs are few (workers x processes), so scanning them by (queue, status) is cheap
+      // Running jobs are few (a batch and the running slots per pool), so scanning them by (queue, status) is cheap
       // and spares an index that every claim would have to rewrite.
       reclaim: db.prepare<{ queue: QueueName; now: number }>(
         `UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = @now
