@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { backoffDelay } from '../src/jobs/backoff.js';
 import { Writable } from 'node:stream';
 import { SqliteJobQueue } from '../src/jobs/sqlite-queue.js';
-import { WorkerPool } from '../src/jobs/worker.js';
+import { WorkerPool, type JobRunner } from '../src/jobs/worker.js';
 import { createLogger } from '../src/telemetry/logger.js';
 import { openDatabase } from '../src/store/db.js';
 import { tempDir } from './helpers/service.js';
@@ -15,6 +15,15 @@ function setup() {
   const db = openDatabase({ file: path.join(tempDir(), 'jobs.db'), synchronous: 'normal' });
   const queue = new SqliteJobQueue(db, clock, () => {});
   return { queue, db, advance: (ms: number) => { now += ms; }, clock };
+}
+
+/** A queue on real time and an 'events' pool of two slots running `run`, not started yet. */
+function poolSetup(name: string, pollMs: number, run: JobRunner) {
+  const db = openDatabase({ file: path.join(tempDir(), `${name}.db`), synchronous: 'normal' });
+  const queue = new SqliteJobQueue(db, { now: () => Date.now() }, () => {});
+  const logger = createLogger({ level: 'error', service: 't', environment: 't', stream: new Writable({ write: (_c, _e, cb) => cb() }) });
+  const pool = new WorkerPool(queue, { queue: 'events', concurrency: 2, leaseMs: 30_000, pollMs, logger, run });
+  return { db, queue, pool };
 }
 
 describe('the durable job queue', () => {
@@ -130,17 +139,12 @@ describe('backoff', () => {
 
 describe('the worker pool', () => {
   it('runs handed-over jobs and, beside them, jobs that went through the table, without waiting for a poll', async () => {
-    const db = openDatabase({ file: path.join(tempDir(), 'pool.db'), synchronous: 'normal' });
-    const queue = new SqliteJobQueue(db, { now: () => Date.now() }, () => {});
     const ran: string[] = [];
-    const pool = new WorkerPool(queue, {
-      // A poll an hour away: only wake-ups can bring the table's jobs in.
-      queue: 'events', concurrency: 2, leaseMs: 30_000, pollMs: 3_600_000, logger: createLogger({ level: 'error', service: 't', environment: 't', stream: new Writable({ write: (_c, _e, cb) => cb() }) }),
-      run: async (job) => {
-        await new Promise((resolve) => setTimeout(resolve, 5));
-        ran.push(job.ref);
-        return { outcome: 'done' };
-      },
+    // A poll an hour away: only wake-ups can bring the table's jobs in.
+    const { queue, pool } = poolSetup('pool', 3_600_000, async (job) => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      ran.push(job.ref);
+      return { outcome: 'done' };
     });
     pool.start();
     const handed = (ref: string) => {
@@ -160,16 +164,11 @@ describe('the worker pool', () => {
   });
 
   it('claims a retry that falls due while handed-over jobs keep finishing (a wake-up never postpones the poll)', async () => {
-    const db = openDatabase({ file: path.join(tempDir(), 'pool-poll.db'), synchronous: 'normal' });
-    const queue = new SqliteJobQueue(db, { now: () => Date.now() }, () => {});
     const ran: string[] = [];
-    const pool = new WorkerPool(queue, {
-      queue: 'events', concurrency: 2, leaseMs: 30_000, pollMs: 50, logger: createLogger({ level: 'error', service: 't', environment: 't', stream: new Writable({ write: (_c, _e, cb) => cb() }) }),
-      run: async (job) => {
-        await new Promise((resolve) => setTimeout(resolve, 2));
-        ran.push(job.ref);
-        return { outcome: 'done' };
-      },
+    const { queue, pool } = poolSetup('pool-poll', 50, async (job) => {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      ran.push(job.ref);
+      return { outcome: 'done' };
     });
     pool.start();
     queue.enqueue({ queue: 'events', kind: 'k', ref: 'due-later', maxAttempts: 3, runAt: Date.now() + 150 });
@@ -185,16 +184,11 @@ describe('the worker pool', () => {
   });
 
   it("saves a job's result and its runner's writes only while it holds the lease", async () => {
-    const db = openDatabase({ file: path.join(tempDir(), 'pool-lease.db'), synchronous: 'normal' });
-    const queue = new SqliteJobQueue(db, { now: () => Date.now() }, () => {});
     const persisted: string[] = [];
-    const pool = new WorkerPool(queue, {
-      queue: 'events', concurrency: 2, leaseMs: 30_000, pollMs: 3_600_000, logger: createLogger({ level: 'error', service: 't', environment: 't', stream: new Writable({ write: (_c, _e, cb) => cb() }) }),
-      run: async (job) => {
-        // Another worker takes this job over while it runs (its lease ran out meanwhile).
-        if (job.ref === 'stolen') db.prepare("UPDATE jobs SET lease_owner = 'other' WHERE id = ?").run(job.id);
-        return { outcome: 'done', persist: () => { persisted.push(job.ref); } };
-      },
+    const { db, queue, pool } = poolSetup('pool-lease', 3_600_000, async (job) => {
+      // Another worker takes this job over while it runs (its lease ran out meanwhile).
+      if (job.ref === 'stolen') db.prepare("UPDATE jobs SET lease_owner = 'other' WHERE id = ?").run(job.id);
+      return { outcome: 'done', persist: () => { persisted.push(job.ref); } };
     });
     pool.start();
     const ids = ['kept', 'stolen'].map((ref) => {
