@@ -17,12 +17,12 @@ function setup() {
   return { queue, db, advance: (ms: number) => { now += ms; }, clock };
 }
 
-/** A queue on real time and an 'events' pool of two slots running `run`, not started yet. */
-function poolSetup(name: string, pollMs: number, run: JobRunner) {
+/** A queue on real time and an 'events' pool (two slots, 30 s leases unless said) running `run`, not started yet. */
+function poolSetup(name: string, pollMs: number, run: JobRunner, slots: { concurrency?: number; leaseMs?: number } = {}) {
   const db = openDatabase({ file: path.join(tempDir(), `${name}.db`), synchronous: 'normal' });
   const queue = new SqliteJobQueue(db, { now: () => Date.now() }, () => {});
   const logger = createLogger({ level: 'error', service: 't', environment: 't', stream: new Writable({ write: (_c, _e, cb) => cb() }) });
-  const pool = new WorkerPool(queue, { queue: 'events', concurrency: 2, leaseMs: 30_000, pollMs, logger, run });
+  const pool = new WorkerPool(queue, { queue: 'events', concurrency: slots.concurrency ?? 2, leaseMs: slots.leaseMs ?? 30_000, pollMs, logger, run });
   return { db, queue, pool };
 }
 
@@ -203,5 +203,32 @@ describe('the worker pool', () => {
     assert.deepEqual(persisted, ['kept'], 'the writes of the job whose lease was lost are skipped');
     assert.equal(queue.get(ids[0] as number), null, 'the kept job completed');
     assert.equal(queue.get(ids[1] as number)?.leaseOwner, 'other', 'the stolen job stays with its new owner');
+  });
+
+  it('keeps the leases of the job it runs and of the jobs waiting behind it, however long that takes', async () => {
+    const ran: string[] = [];
+    // A 300 ms lease, one slot, and a first job that runs for 900 ms: only the heartbeat keeps
+    // both the running job and the one waiting behind it from being taken.
+    const { queue, pool } = poolSetup('pool-heartbeat', 3_600_000, async (job) => {
+      if (job.ref === 'long') await new Promise((resolve) => setTimeout(resolve, 900));
+      ran.push(job.ref);
+      return { outcome: 'done' };
+    }, { concurrency: 1, leaseMs: 300 });
+    pool.start();
+    for (const ref of ['long', 'behind']) {
+      const { leased } = queue.enqueueFor({ queue: 'events', kind: 'k', ref, maxAttempts: 3 }, pool);
+      assert.ok(leased);
+      pool.adopt(leased);
+    }
+    const stolen: string[] = [];
+    const deadline = Date.now() + 5_000;
+    while (ran.length < 2 && Date.now() < deadline) {
+      stolen.push(...queue.claim('events', 'thief', 5, 300).map((job) => job.ref));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await pool.stop(1_000);
+    assert.deepEqual(stolen, [], 'no lease ran out while the pool held the job');
+    assert.deepEqual(ran, ['long', 'behind']);
+    assert.equal(queue.pendingCount('events'), 0);
   });
 });
