@@ -60,7 +60,7 @@ export class AcceptService {
         return { duplicate: false, id, job: leased };
       });
     });
-    if (!result.duplicate && result.job) this.handoff?.adopt(result.job);
+    if (result.job) this.handoff?.adopt(result.job);
     if (result.duplicate) {
       this.logger.info('duplicate event ignored', { source, event_id: event.eventId, event_type: event.type, stored_as: result.id });
       return { duplicate: true, id: result.id };
