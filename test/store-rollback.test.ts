@@ -51,3 +51,39 @@ describe('the store after a rollback', () => {
     }
   });
 });
+
+describe('the parked deliveries of an endpoint', () => {
+  const newDelivery = (store: Store, id: string, endpointId: string, parked: boolean) =>
+    store.deliveries.insert({ id, eventPk: `evt_${id}`, endpointId, parked, requestId: null });
+
+  it('are found once one parks, after the endpoint was seen with none', async () => {
+    const store = openStore();
+    try {
+      assert.equal(store.deliveries.oldestParked('ep_p'), null);
+      newDelivery(store, 'dlv_1', 'ep_p', true);
+      assert.equal(store.deliveries.oldestParked('ep_p')?.id, 'dlv_1', 'a delivery inserted parked');
+      store.deliveries.unpark('dlv_1', 1);
+      assert.equal(store.deliveries.oldestParked('ep_p'), null);
+      newDelivery(store, 'dlv_2', 'ep_p', false);
+      store.deliveries.park('dlv_2', 'ep_p');
+      assert.equal(store.deliveries.oldestParked('ep_p')?.id, 'dlv_2', 'a delivery parked later');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('are found again after a transaction that released them rolled back', async () => {
+    const store = openStore();
+    try {
+      newDelivery(store, 'dlv_3', 'ep_q', true);
+      await assert.rejects(store.grouped(() => {
+        store.deliveries.unpark('dlv_3', 1);
+        assert.equal(store.deliveries.oldestParked('ep_q'), null, 'none left inside the transaction');
+        throw new Error('rolled back');
+      }), /rolled back/);
+      assert.equal(store.deliveries.oldestParked('ep_q')?.id, 'dlv_3');
+    } finally {
+      await store.close();
+    }
+  });
+});

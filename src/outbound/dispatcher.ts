@@ -106,7 +106,7 @@ export class Dispatcher {
     }
     if (endpoint.paused) {
       // Parked without a job until the endpoint resumes; resuming releases them in order.
-      this.store.deliveries.park(delivery.id);
+      this.store.deliveries.park(delivery.id, delivery.endpointId);
       return { outcome: 'done' };
     }
     if (this.inFlight.has(delivery.id)) return { outcome: 'retry', runAt: this.clock.now() + 1000, error: 'a manual attempt was in progress' };

@@ -92,6 +92,13 @@ export interface DeliveryFilter {
  */
 export class DeliveryStore {
   private readonly s;
+  /**
+   * Endpoints known to have no parked delivery waiting. Almost none ever have one, and the check
+   * runs when every delivery is created and again when it ends; a delivery parks only through
+   * insert() and park(), which forget the endpoint here, and the store forgets them all when a
+   * transaction rolls back (what was read inside it may not have been so).
+   */
+  private readonly noneParked = new Set<string>();
 
   constructor(private readonly db: Db, private readonly clock: Clock, private readonly timer: QueryTimer) {
     ensureOutboundSchema(db);
@@ -132,6 +139,7 @@ export class DeliveryStore {
 
   /** Creates a delivery unless this event already has one for this endpoint (idempotent by event id). */
   insert(delivery: { id: string; eventPk: string; endpointId: string; parked: boolean; requestId: string | null }): boolean {
+    if (delivery.parked) this.noneParked.delete(delivery.endpointId);
     return timed(this.timer, 'delivery_insert', () => this.s.insert.run({ ...delivery, parked: delivery.parked ? 1 : 0, now: this.clock.now() }).changes === 1);
   }
 
@@ -182,13 +190,21 @@ export class DeliveryStore {
     timed(this.timer, 'delivery_update', () => this.s.setStatus.run({ id, status, error, now: this.clock.now() }));
   }
 
-  park(id: string): void {
+  park(id: string, endpointId: string): void {
+    this.noneParked.delete(endpointId);
     timed(this.timer, 'delivery_update', () => this.s.park.run({ id, now: this.clock.now() }));
   }
 
   oldestParked(endpointId: string): Delivery | null {
+    if (this.noneParked.has(endpointId)) return null;
     const row = timed(this.timer, 'delivery_get', () => this.s.oldestParked.get(endpointId));
+    if (!row) this.noneParked.add(endpointId);
     return row ? toDelivery(row) : null;
+  }
+
+  /** Called when a transaction rolls back. */
+  forgetParkedState(): void {
+    this.noneParked.clear();
   }
 
   unpark(id: string, jobId: number): void {

@@ -21,14 +21,16 @@ export class Store {
     const contents = new TtlCache<EventContent>('events', { maxEntries: 4_096, ttlMs: 60_000, now: () => clock.now(), observer });
     this.events = new EventStore(db, clock, timer, seenKeys, contents);
     const endpointCache = new TtlCache<Endpoint | Endpoint[]>('endpoints', { maxEntries: 10_000, ttlMs: 30_000, now: () => clock.now(), observer });
+    this.endpoints = new EndpointStore(db, clock, timer, endpointCache);
+    this.deliveries = new DeliveryStore(db, clock, timer);
     // What was cached during a transaction that then rolled back may not be so: a key would claim a
-    // duplicate that was never stored, an endpoint a change that never happened.
+    // duplicate that was never stored, an endpoint a change that never happened, an endpoint no
+    // parked deliveries that are there again.
     groupCommitOf(db).onRollback(() => {
       this.events.forgetCachedKeys();
       endpointCache.clear();
+      this.deliveries.forgetParkedState();
     });
-    this.endpoints = new EndpointStore(db, clock, timer, endpointCache);
-    this.deliveries = new DeliveryStore(db, clock, timer);
     this.endpointHealth = new EndpointHealthStore(db, timer);
   }
 
