@@ -1,11 +1,12 @@
 import autocannon from 'autocannon';
 import { admin, health, startHookwatch } from './lib/hookwatch.js';
 import { Sink } from './lib/sink.js';
-import { percentile, round } from './lib/stats.js';
+import { median, percentile, round, summarize } from './lib/stats.js';
 import { signedStripeEvent } from './lib/stripe-body.js';
 import { BENCH_SECRET } from './receive.js';
 
-export interface PipelineResult {
+/** One run: a fresh hookwatch and sink, N events. */
+export interface PipelineRound {
   events: number;
   eventsPerSecond: number;
   acceptPerSecond: number;
@@ -15,12 +16,44 @@ export interface PipelineResult {
   queueDepth: { seconds: number; pending: number }[];
 }
 
+export interface PipelineResult {
+  eventsPerRound: number;
+  rounds: PipelineRound[];
+  eventsPerSecond: ReturnType<typeof summarize>;
+  acceptPerSecond: ReturnType<typeof summarize>;
+  /** Medians over the rounds. */
+  p50Ms: number;
+  p99Ms: number;
+  maxQueueDepth: number;
+}
+
+/**
+ * The pipeline `rounds` times over, each on a fresh service, so the result carries its own spread
+ * (this machine's speed drifts between runs minutes apart).
+ */
+export async function benchPipeline(events: number, rounds: number, core: number | null, log: (line: string) => void): Promise<PipelineResult> {
+  const results: PipelineRound[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    log(`  round ${round}/${rounds}`);
+    results.push(await pipelineRound(events, core, log));
+  }
+  return {
+    eventsPerRound: events,
+    rounds: results,
+    eventsPerSecond: summarize(results.map((r) => r.eventsPerSecond)),
+    acceptPerSecond: summarize(results.map((r) => r.acceptPerSecond)),
+    p50Ms: round(median(results.map((r) => r.p50Ms))),
+    p99Ms: round(median(results.map((r) => r.p99Ms))),
+    maxQueueDepth: Math.max(...results.map((r) => r.maxQueueDepth)),
+  };
+}
+
 /**
  * Receive → process → deliver: N signed Stripe events accepted by hookwatch, processed by the
  * built-in forwarding handler and delivered to a local endpoint subscribed to every event.
  * Latency is from the 202 reaching the sender to the delivery reaching the endpoint.
  */
-export async function benchPipeline(events: number, core: number | null, log: (line: string) => void): Promise<PipelineResult> {
+async function pipelineRound(events: number, core: number | null, log: (line: string) => void): Promise<PipelineRound> {
   const sink = new Sink();
   await sink.start();
   const server = await startHookwatch(core, { ALLOW_PRIVATE_DESTINATIONS: 'true' });
@@ -74,7 +107,7 @@ export async function benchPipeline(events: number, core: number | null, log: (l
       last = Math.max(last, at);
     }
     if (latencies.length < events * 0.99) throw new Error(`matched only ${latencies.length} deliveries to their acceptance`);
-    const result: PipelineResult = {
+    const result: PipelineRound = {
       events,
       eventsPerSecond: round(events / ((last - started) / 1000), 0),
       acceptPerSecond: round(events / ((acceptedAt - started) / 1000), 0),

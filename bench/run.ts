@@ -19,7 +19,8 @@ const SETTINGS = {
   warmupSeconds: QUICK ? 2 : 3,
   measureSeconds: QUICK ? 4 : 10,
   connections: 50,
-  pipelineEvents: QUICK ? 5_000 : 20_000,
+  pipelineEvents: QUICK ? 5_000 : 10_000,
+  pipelineRounds: QUICK ? 1 : 3,
   deliveries: QUICK ? 2_000 : 10_000,
   backlog: 100_000,
   scrapeEndpoints: 200,
@@ -28,6 +29,7 @@ const SETTINGS = {
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 const pct = (value: number) => `±${round(value / 2)} %`;
+const range = (s: { min: number; max: number }) => `${round(s.min, 0)}–${round(s.max, 0)}`;
 
 async function main(): Promise<void> {
   const pin = canPin();
@@ -43,8 +45,8 @@ async function main(): Promise<void> {
 
   log(`\n[1/6] receive path: ${SETTINGS.rounds} interleaved rounds of a/b/c, ${SETTINGS.connections} connections, ${SETTINGS.warmupSeconds} s warm-up + ${SETTINGS.measureSeconds} s measured`);
   const receive: ReceiveResult = await benchReceive({ rounds: SETTINGS.rounds, warmupSeconds: SETTINGS.warmupSeconds, measureSeconds: SETTINGS.measureSeconds, connections: SETTINGS.connections, serverCore }, log);
-  log(`\n[2/6] pipeline: ${SETTINGS.pipelineEvents} events received, processed and delivered`);
-  const pipeline: PipelineResult = await benchPipeline(SETTINGS.pipelineEvents, serverCore, log);
+  log(`\n[2/6] pipeline: ${SETTINGS.pipelineRounds} rounds of ${SETTINGS.pipelineEvents} events received, processed and delivered`);
+  const pipeline: PipelineResult = await benchPipeline(SETTINGS.pipelineEvents, SETTINGS.pipelineRounds, serverCore, log);
   log(`\n[3/6] delivery: ${SETTINGS.deliveries} events published through the API and delivered`);
   const delivery: DeliveryResult = await benchDelivery(SETTINGS.deliveries, serverCore, log);
   log(`\n[4/6] claiming due jobs with ${SETTINGS.backlog} scheduled retries in the queue`);
@@ -66,9 +68,9 @@ async function main(): Promise<void> {
       title: 'Pipeline and delivery',
       header: ['measure', 'value'],
       rows: [
-        ['receive → process → deliver, events/s', pipeline.eventsPerSecond],
-        ['accepted, events/s', pipeline.acceptPerSecond],
-        ['accept → delivered p50 / p99 ms', `${pipeline.p50Ms} / ${pipeline.p99Ms}`],
+        [`receive → process → deliver, events/s (median of ${pipeline.rounds.length}, range)`, `${round(pipeline.eventsPerSecond.median, 0)} (${range(pipeline.eventsPerSecond)}, ${pct(pipeline.eventsPerSecond.spreadPct)})`],
+        ['accepted, events/s (median, range)', `${round(pipeline.acceptPerSecond.median, 0)} (${range(pipeline.acceptPerSecond)})`],
+        ['accept → delivered p50 / p99 ms (medians)', `${pipeline.p50Ms} / ${pipeline.p99Ms}`],
         ['max queue depth', pipeline.maxQueueDepth],
         ['published through the API and delivered, deliveries/s', delivery.deliveriesPerSecond],
       ],
@@ -105,7 +107,7 @@ async function main(): Promise<void> {
   const header = `## Benchmark results\n\n${system.date} — Node ${system.node}, ${system.cpu}, ${system.cores} cores, ${system.pinning ? 'server pinned to core 0, load generator to core 1' : 'no pinning'}${QUICK ? ' (quick mode)' : ''}. Reproduce with \`npm run bench\`.`;
   const files = writeResults(`bench-${stamp}`, { system, settings: SETTINGS, receive, pipeline, delivery, claim, scrape, memory }, tables, header);
   log(`results: ${files.json}\n         ${files.markdown}`);
-  if (a && b && c) log(`summary: a/b ${round(receive.ratioAB, 2)}, a/c ${round(receive.ratioAC, 2)}, pipeline ${pipeline.eventsPerSecond} events/s, claim ratio ${round(claim.ratio, 2)}, /metrics ${scrape.textMs.p50} ms`);
+  if (a && b && c) log(`summary: a/b ${round(receive.ratioAB, 2)}, a/c ${round(receive.ratioAC, 2)}, pipeline ${round(pipeline.eventsPerSecond.median, 0)} events/s, claim ratio ${round(claim.ratio, 2)}, /metrics ${scrape.textMs.p50} ms`);
 }
 
 main().catch((error: unknown) => {
