@@ -152,7 +152,7 @@ export function loadConfig(env: Env = process.env): Config {
       windowMs: read(env, 'RATE_LIMIT_WINDOW', duration(1000, 86_400_000), '60s'),
     },
     worker: {
-      concurrency: read(env, 'WORKER_CONCURRENCY', integer(1, 256), '4'),
+      concurrency: read(env, 'WORKER_CONCURRENCY', integer(1, 256), '32'),
       leaseMs: read(env, 'JOB_LEASE', duration(1000, 86_400_000), '30s'),
       pollMs: read(env, 'JOB_POLL_INTERVAL', duration(10, 60_000), '250ms'),
       maxAttempts: read(env, 'JOB_MAX_ATTEMPTS', integer(1, 100), '8'),
@@ -173,7 +173,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     delivery: {
       timeoutMs: read(env, 'DELIVERY_TIMEOUT', duration(100, 300_000), '30s'),
-      concurrency: read(env, 'DELIVERY_CONCURRENCY', integer(1, 256), '16'),
+      concurrency: read(env, 'DELIVERY_CONCURRENCY', integer(1, 256), '64'),
       retrySchedule: read(
         env,
         'RETRY_SCHEDULE',
