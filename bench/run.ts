@@ -21,6 +21,7 @@ const SETTINGS = {
   connections: 50,
   pipelineEvents: QUICK ? 5_000 : 10_000,
   pipelineRounds: QUICK ? 1 : 3,
+  pipelineWarmup: QUICK ? 1_000 : 2_000,
   deliveries: QUICK ? 2_000 : 10_000,
   backlog: 100_000,
   scrapeEndpoints: 200,
@@ -45,8 +46,8 @@ async function main(): Promise<void> {
 
   log(`\n[1/6] receive path: ${SETTINGS.rounds} interleaved rounds of a/b/c, ${SETTINGS.connections} connections, ${SETTINGS.warmupSeconds} s warm-up + ${SETTINGS.measureSeconds} s measured`);
   const receive: ReceiveResult = await benchReceive({ rounds: SETTINGS.rounds, warmupSeconds: SETTINGS.warmupSeconds, measureSeconds: SETTINGS.measureSeconds, connections: SETTINGS.connections, serverCore }, log);
-  log(`\n[2/6] pipeline: ${SETTINGS.pipelineRounds} rounds of ${SETTINGS.pipelineEvents} events received, processed and delivered`);
-  const pipeline: PipelineResult = await benchPipeline(SETTINGS.pipelineEvents, SETTINGS.pipelineRounds, serverCore, log);
+  log(`\n[2/6] pipeline: ${SETTINGS.pipelineRounds} rounds of ${SETTINGS.pipelineEvents} events received, processed and delivered, each after ${SETTINGS.pipelineWarmup} to warm up`);
+  const pipeline: PipelineResult = await benchPipeline(SETTINGS.pipelineEvents, SETTINGS.pipelineWarmup, SETTINGS.pipelineRounds, serverCore, log);
   log(`\n[3/6] delivery: ${SETTINGS.deliveries} events published through the API and delivered`);
   const delivery: DeliveryResult = await benchDelivery(SETTINGS.deliveries, serverCore, log);
   log(`\n[4/6] claiming due jobs with ${SETTINGS.backlog} scheduled retries in the queue`);
