@@ -68,13 +68,24 @@ const DEFAULT_EVENT_TYPES = [
   'order.created', 'order.updated', 'user.created', 'user.updated', 'user.deleted', 'test.ping',
 ];
 
+/**
+ * How a refused value may appear in the error: as it is, as a URL with its user-info and query
+ * masked (they may carry credentials), or not at all (a secret; start-up errors reach logs).
+ */
+type Shown = 'value' | 'url' | 'hidden';
+
+const maskUrl = (text: string): string => text.replace(/\/\/[^/?#@]*@/, '//***@').replace(/\?.*$/, '?***');
+
 /** Reads one variable through a zod schema; a failure names the variable and the reason. */
-function read<T>(env: Env, name: string, schema: z.ZodType<T>, fallback: string | undefined): T {
+function read<T>(env: Env, name: string, schema: z.ZodType<T>, fallback: string | undefined, shown: Shown = 'value'): T {
   const raw = env[name] === undefined || env[name] === '' ? fallback : env[name];
   const result = schema.safeParse(raw);
   if (!result.success) {
     const issue = result.error.issues[0];
-    throw new ConfigError(name, `${issue?.message ?? 'invalid value'} (got ${raw === undefined ? 'nothing' : JSON.stringify(raw)})`);
+    const got = raw === undefined ? 'nothing'
+      : shown === 'hidden' ? `${raw.length} characters, not shown`
+      : JSON.stringify(shown === 'url' ? maskUrl(raw) : raw);
+    throw new ConfigError(name, `${issue?.message ?? 'invalid value'} (got ${got})`);
   }
   return result.data;
 }
@@ -104,7 +115,7 @@ const size = z.string().transform((text, ctx) => {
 const boolean = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 const httpUrl = z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' });
 const optionalUrl = (env: Env, name: string): string | null =>
-  env[name] ? read(env, name, httpUrl, undefined) : null;
+  env[name] ? read(env, name, httpUrl, undefined, 'url') : null;
 const whsecSecret = z.string().regex(/^whsec_[A-Za-z0-9+/=]{16,}$/, 'must be a whsec_ secret (whsec_ followed by base64)');
 const sourceName = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
@@ -116,7 +127,7 @@ function readSources(env: Env): Map<string, string[]> {
     if (!sourceName.test(source)) throw new ConfigError(name, 'the source name must be letters, digits, _ or -');
     if (source === 'stripe') throw new ConfigError(name, 'the stripe source is configured with STRIPE_WEBHOOK_SECRET');
     // Several secrets separated by spaces or commas: the old and the new during a key rotation.
-    const secrets = value.split(/[\s,]+/).filter(Boolean).map((secret) => read({ [name]: secret }, name, whsecSecret, undefined));
+    const secrets = value.split(/[\s,]+/).filter(Boolean).map((secret) => read({ [name]: secret }, name, whsecSecret, undefined, 'hidden'));
     sources.set(source, secrets);
   }
   return sources;
@@ -125,8 +136,10 @@ function readSources(env: Env): Map<string, string[]> {
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = path.resolve(read(env, 'DATA_DIR', z.string().min(1), './data'));
   const explicitToken = env.ADMIN_TOKEN;
-  if (explicitToken !== undefined && explicitToken !== '' && explicitToken.length < 16) {
-    throw new ConfigError('ADMIN_TOKEN', 'must be at least 16 characters');
+  if (explicitToken !== undefined && explicitToken !== '') {
+    if (explicitToken.length < 16) throw new ConfigError('ADMIN_TOKEN', 'must be at least 16 characters');
+    // It travels as `Authorization: Bearer <token>`, where whitespace ends the token.
+    if (/\s/.test(explicitToken)) throw new ConfigError('ADMIN_TOKEN', 'must not contain spaces or other whitespace');
   }
   const stripeSecret = env.STRIPE_WEBHOOK_SECRET;
   return {
@@ -140,7 +153,7 @@ export function loadConfig(env: Env = process.env): Config {
     adminTokenGenerated: !explicitToken,
     stripe: stripeSecret
       ? {
-          secret: read(env, 'STRIPE_WEBHOOK_SECRET', z.string().regex(/^whsec_\S+$/, 'must start with whsec_'), undefined),
+          secret: read(env, 'STRIPE_WEBHOOK_SECRET', z.string().regex(/^whsec_\S+$/, 'must start with whsec_'), undefined, 'hidden'),
           toleranceSeconds: read(env, 'STRIPE_TOLERANCE_SECONDS', integer(1, 86_400), '300'),
         }
       : null,
@@ -191,7 +204,7 @@ export function loadConfig(env: Env = process.env): Config {
       errorWebhookUrl: optionalUrl(env, 'ERROR_WEBHOOK_URL'),
     },
     email: {
-      smtpUrl: env.SMTP_URL ? read(env, 'SMTP_URL', z.url({ protocol: /^smtps?$/, message: 'must be an smtp:// or smtps:// URL' }), undefined) : null,
+      smtpUrl: env.SMTP_URL ? read(env, 'SMTP_URL', z.url({ protocol: /^smtps?$/, message: 'must be an smtp:// or smtps:// URL' }), undefined, 'url') : null,
       from: read(env, 'ALERT_EMAIL_FROM', z.email('must be an email address'), 'hookwatch@localhost.localdomain'),
       to: env.ALERT_EMAIL_TO
         ? env.ALERT_EMAIL_TO.split(',').map((address) => read({ ALERT_EMAIL_TO: address.trim() }, 'ALERT_EMAIL_TO', z.email('must be a comma-separated list of email addresses'), undefined))

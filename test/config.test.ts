@@ -45,6 +45,28 @@ describe('configuration', () => {
     assert.equal(failure({ SMTP_URL: 'http://mail' }).variable, 'SMTP_URL');
   });
 
+  it('refuses an admin token it could never match in a Bearer header', () => {
+    assert.match(failure({ ADMIN_TOKEN: 'correct horse battery staple' }).message, /^ADMIN_TOKEN: must not contain spaces/);
+    assert.equal(failure({ ADMIN_TOKEN: 'a-long-enough-token\n' }).variable, 'ADMIN_TOKEN');
+    assert.equal(loadConfig({ ADMIN_TOKEN: 'a-long-enough-token' }).adminToken, 'a-long-enough-token');
+  });
+
+  it('never repeats a refused secret, nor the credentials of a refused URL', () => {
+    const cases: [Record<string, string>, string][] = [
+      [{ STRIPE_WEBHOOK_SECRET: 'sk_live_51HxTopSecretKey' }, 'TopSecret'],
+      [{ WEBHOOK_SECRET_GITHUB: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,whsec_N3wS3cr3t!!' }, 'N3wS3cr3t'],
+      [{ SMTP_URL: 'smtp+starttls://mailer:Hunter2Password@mail.example.com' }, 'Hunter2'],
+      [{ ERROR_WEBHOOK_URL: 'ftp://alerts:S3cretHookPw@hooks.example.com/x' }, 'S3cretHookPw'],
+      [{ LOKI_URL: 'loki://push.example.com/api?token=abc123secret' }, 'abc123secret'],
+    ];
+    for (const [env, secret] of cases) {
+      const error = failure(env);
+      assert.ok(!error.message.includes(secret), `${error.message} shows ${secret}`);
+      assert.match(error.message, /\(got /, 'still says what kind of value it got');
+    }
+    assert.match(failure({ SMTP_URL: 'smtp+starttls://mailer:Hunter2Password@mail.example.com' }).message, /smtp\+starttls:\/\/\*\*\*@mail\.example\.com/);
+  });
+
   it('reads one Standard Webhooks source per WEBHOOK_SECRET_<SOURCE>, with rotation secrets', () => {
     const config = loadConfig({
       WEBHOOK_SECRET_GITHUB: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
