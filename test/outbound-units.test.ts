@@ -1,10 +1,16 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { isPrivateAddress } from '../src/outbound/destination-guard.js';
 import { observeAttempt, windowFires, WINDOW_MS } from '../src/outbound/failure-monitor.js';
 import { parseRetryAfter, statusReason } from '../src/outbound/http-sender.js';
 import { MAX_RETRY_AFTER_MS, nextRetryDelay, parseRetrySchedule } from '../src/outbound/retry-schedule.js';
-import { errorWebhookBody, failureEmail } from '../src/outbound/messages.js';
+import { disabledEmail, errorWebhookBody, failureEmail } from '../src/outbound/messages.js';
+import { ERROR_WEBHOOK_JOB, Notifier } from '../src/outbound/notifier.js';
+import { HttpSender } from '../src/outbound/http-sender.js';
+import { createLogger } from '../src/telemetry/logger.js';
 import { EVENT_PATTERN, matchesType } from '../src/outbound/subscriptions.js';
 import { HandlerRegistry } from '../src/inbound/handlers.js';
 import { generateSecret, signatureHeaders } from '../src/outbound/signer.js';
@@ -166,5 +172,38 @@ describe('notification texts', () => {
     assert.match(mail.text, /waits 30s for an answer.*background job/);
     assert.match(mail.text, /reachable from the internet.*TLS certificate.*capacity/);
     assert.match(mail.text, /Period: +1970-01-01T00:00:00.000Z to 1970-01-01T00:01:00.000Z/);
+  });
+
+  it('keeps credentials of an endpoint URL out of subjects, which reach logs when an email cannot be sent', () => {
+    const withCredentials = { ...endpoint, url: 'https://user:pa55word@hooks.example.com/in?token=t0ken' };
+    const window = { start: 0, end: 60_000, attempts: 6, failures: 6, reasons: { http_5xx: 6 } };
+    for (const mail of [failureEmail(withCredentials, [], window, 30_000), disabledEmail(withCredentials, [], 0)]) {
+      assert.match(mail.subject, /https:\/\/hooks\.example\.com\/in$/);
+      assert.doesNotMatch(mail.subject, /pa55word|t0ken/);
+    }
+  });
+});
+
+describe('error webhook failures', () => {
+  it('name the error webhook without its credentials (the message is logged and kept with the job)', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    const logs: string[] = [];
+    const notifier = new Notifier(
+      { errorWebhookUrl: `http://alerts:S3cretHookPw@127.0.0.1:${port}/hook?token=abc123`, smtpUrl: null, from: 'a@example.com', alwaysTo: [], timeoutMs: 2000, maxAttempts: 3, backoff: { baseMs: 1000, factor: 2, maxMs: 60_000 } },
+      { enqueue: () => 1, enqueueFor: () => ({ id: 1, leased: null }) },
+      new HttpSender(),
+      createLogger({ level: 'debug', service: 'hookwatch', environment: 'test', stream: new Writable({ write(chunk, _encoding, done) { logs.push(String(chunk)); done(); } }) }),
+      { now: () => Date.now() },
+    );
+    const job = { id: 1, queue: 'deliveries', kind: ERROR_WEBHOOK_JOB, ref: 'ep_1', payload: { body: { code: 500, endpoint: 'https://x.example', message: 'm' } }, status: 'running', attempts: 1, maxAttempts: 3, runAt: 0, leaseOwner: 'me', leaseExpiresAt: 0, lastError: null, requestId: null, traceContext: null, createdAt: 0, updatedAt: 0 } as const;
+    const result = await notifier.run({ ...job, payload: { ...job.payload } });
+    assert.equal(result.outcome, 'retry');
+    const error = 'error' in result ? result.error : '';
+    assert.match(error, new RegExp(`^error webhook http://127\\.0\\.0\\.1:${port}/hook: `));
+    for (const text of [error, ...logs]) assert.doesNotMatch(text, /S3cretHookPw|abc123/);
+    assert.ok(logs.some((line) => line.includes('notification failed; will retry')));
   });
 });

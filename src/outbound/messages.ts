@@ -1,4 +1,5 @@
 import type { Endpoint } from '../store/endpoints.js';
+import { displayUrl } from '../telemetry/outage.js';
 import { formatDuration } from '../units.js';
 import type { WindowSnapshot } from './failure-monitor.js';
 
@@ -68,7 +69,7 @@ export function failureEmail(endpoint: Endpoint, to: string[], window: WindowSna
     `POST /api/v1/webhooks/${endpoint.id}/recover and list them with GET /api/v1/webhooks/${endpoint.id}/deliveries?status=failed.`,
     'You receive at most one such email per endpoint per hour.',
   ].join('\n');
-  return { to, subject: `[hookwatch] Webhook endpoint failing: ${window.failures} failures for ${endpoint.url}`, text };
+  return { to, subject: `[hookwatch] Webhook endpoint failing: ${window.failures} failures for ${displayUrl(endpoint.url)}`, text };
 }
 
 export function disabledEmail(endpoint: Endpoint, to: string[], at: number): EmailMessage {
@@ -82,7 +83,7 @@ export function disabledEmail(endpoint: Endpoint, to: string[], at: number): Ema
     'Recommended action: if the endpoint was retired on purpose, delete it; if it answered 410 by mistake, fix it and re-enable it with',
     `PATCH /api/v1/webhooks/${endpoint.id} {"disabled": false}, then re-send what failed with POST /api/v1/webhooks/${endpoint.id}/recover.`,
   ].join('\n');
-  return { to, subject: `[hookwatch] Webhook endpoint disabled (410 Gone): ${endpoint.url}`, text };
+  return { to, subject: `[hookwatch] Webhook endpoint disabled (410 Gone): ${displayUrl(endpoint.url)}`, text };
 }
 
 export function errorWebhookBody(endpoint: Endpoint, streak: number, statusCode: number | null, error: string | null): ErrorWebhookBody {

@@ -4,6 +4,7 @@ import { backoffDelay, type BackoffPolicy } from '../jobs/backoff.js';
 import type { Job, JobScheduler } from '../jobs/queue.js';
 import type { JobResult } from '../jobs/worker.js';
 import type { Logger } from '../telemetry/logger.js';
+import { displayUrl } from '../telemetry/outage.js';
 import type { HttpSender } from './http-sender.js';
 import type { EmailMessage, ErrorWebhookBody } from './messages.js';
 
@@ -80,7 +81,8 @@ export class Notifier {
     if (!url) return;
     // The operator configured this URL, so the private-destination rule does not apply to it.
     const result = await this.sender.send({ url, headers: {}, body: JSON.stringify(body), timeoutMs: this.options.timeoutMs, allowPrivate: true });
-    if (!result.ok) throw new Error(`error webhook ${url}: ${result.error ?? 'failed'}`);
+    // Shown without user-info or query: the message reaches logs and the dead-letter list.
+    if (!result.ok) throw new Error(`error webhook ${displayUrl(url)}: ${result.error ?? 'failed'}`);
   }
 
   private async sendEmail(message: EmailMessage): Promise<void> {
