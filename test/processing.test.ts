@@ -64,7 +64,7 @@ describe('processing accepted events', () => {
   });
 
   it('dead-letters a permanent error at once with its last error, and replays it on request', async () => {
-    const { id } = await send('order.broken');
+    const { eventId, id } = await send('order.broken');
     const shown = await waitFor('dead-lettered', async () => { const s = await statusOf(id); return s.status === 'dead_letter' ? s : undefined; });
     assert.equal(shown.attempts, 1);
     assert.match(shown.last_error ?? '', /order cannot be fulfilled/);
@@ -79,7 +79,9 @@ describe('processing accepted events', () => {
 
     const replay = await admin('post', `/api/v1/dead-letters/${entry.id}/replay`);
     assert.equal(replay.status, 202);
-    await waitFor('dead again after replay', async () => { const s = await statusOf(id); return s.status === 'dead_letter' && s.history.filter((h) => h.handler === 'broken').length === 2; });
+    const replayedStatus = await waitFor('dead again after replay', async () => { const s = await statusOf(id); return s.status === 'dead_letter' && s.history.filter((h) => h.handler === 'broken').length === 2 ? s : undefined; });
+    assert.equal(seen.audit!.filter((e) => e === eventId).length, 1, 'audit succeeded before the replay and must not run again');
+    assert.equal(replayedStatus.history.filter((h) => h.handler === 'audit').length, 1);
 
     const again = (await admin('get', '/api/v1/dead-letters')).body.data as { id: number; ref: string }[];
     const replayed = again.find((d) => d.ref === id);

@@ -44,8 +44,10 @@ export class EventProcessor {
 
   private async process(job: Job, event: InboundEvent): Promise<JobResult> {
     const started = process.hrtime.bigint();
-    // Only a run after an earlier attempt can find handlers that already succeeded.
-    const done = job.attempts > 1 ? this.store.events.succeededHandlers(event.id) : new Set<string>();
+    // Only a job that ran before can find handlers that already succeeded: a retry, or a replay
+    // from the dead-letter queue (which starts counting attempts again but keeps the last error).
+    const ranBefore = job.attempts > 1 || job.lastError !== null;
+    const done = ranBefore ? this.store.events.succeededHandlers(event.id) : new Set<string>();
     const matching = this.registry.match(event.type);
     if (matching.length === 0 && this.logger.isDebugEnabled()) this.logger.debug('no handler matched the event type; recorded as processed', { handlers: 0 });
     const handlers = matching.filter((h) => !done.has(h.name));
