@@ -1,7 +1,8 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import express, { type Router } from 'express';
+import express, { type RequestHandler, type Router } from 'express';
 import { requireAdmin } from './api/auth.js';
 import { errorHandler, notFoundHandler } from './http/error-handler.js';
+import { HttpError } from './http/errors.js';
 import { requestId } from './http/request-id.js';
 import type { Logger } from './telemetry/logger.js';
 import type { Metrics } from './telemetry/metrics.js';
@@ -20,6 +21,20 @@ export interface AppParts {
   /** Routers mounted under /api/v1 behind the admin bearer token. */
   adminRouters: readonly Router[];
 }
+
+/**
+ * express.json() passes over a body of any other type, which the routes would then report as
+ * missing fields; `curl -d` sends form encoding unless told otherwise.
+ */
+const requireJsonBody: RequestHandler = (req, _res, next) => {
+  const length = req.headers['content-length'];
+  const hasBody = req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+  if (hasBody && !req.is('application/json')) {
+    next(new HttpError(415, 'unsupported_media_type', `send the body as application/json, not ${req.headers['content-type'] ?? 'without a content type'}`));
+    return;
+  }
+  next();
+};
 
 /**
  * Assembles the request listener: webhook ingestion first, every other route in the Express app
@@ -42,7 +57,7 @@ export function createApp(parts: AppParts): RequestListener {
   });
 
   for (const router of parts.publicRouters) app.use(router);
-  app.use('/api/v1', requireAdmin(parts.adminToken), express.json({ limit: '256kb' }), ...parts.adminRouters);
+  app.use('/api/v1', requireAdmin(parts.adminToken), requireJsonBody, express.json({ limit: '256kb' }), ...parts.adminRouters);
 
   app.use(notFoundHandler);
   app.use(errorHandler(parts.logger));

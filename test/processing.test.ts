@@ -124,6 +124,18 @@ describe('processing accepted events', () => {
     assert.equal((await admin('get', '/api/v1/dead-letters/abc')).status, 400);
   });
 
+  it('answers 415 for an admin API body that is not JSON, instead of reporting its fields missing', async () => {
+    const body = JSON.stringify({ type: 'order.created', id: 'o9', data: {} });
+    for (const type of ['application/x-www-form-urlencoded', 'text/plain']) {
+      const res = await admin('post', '/api/v1/events').set('content-type', type).send(body);
+      assert.equal(res.status, 415, `${type}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error, 'unsupported_media_type');
+      assert.match(res.body.message, /application\/json/);
+    }
+    // A POST with no body at all is not refused for its type.
+    assert.equal((await admin('post', '/api/v1/dead-letters/999999/replay')).status, 404);
+  });
+
   it('pages through events newest first with a cursor', async () => {
     const first = await admin('get', '/api/v1/events?limit=2');
     assert.equal(first.body.data.length, 2);
