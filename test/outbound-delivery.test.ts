@@ -304,6 +304,34 @@ describe('outbound delivery', () => {
     assert.deepEqual(r.requests.map((req) => req.id), ids, 'each event once, in the order published');
   });
 
+  it('records a scheduled attempt after one recorded meanwhile, from the delivery as it then stood', async () => {
+    const store = t.service.store;
+    let endpointId = '';
+    // While the scheduled attempt is on the wire, another attempt of the same delivery gets
+    // recorded (as a manual retry finishing first would): the scheduled one must not be lost.
+    const r = await receiver(() => {
+      const [current] = store.deliveries.list({ endpointId, limit: 1 });
+      assert.ok(current);
+      store.transaction(() => store.deliveries.recordAttempt(current, {
+        trigger: 'manual', at: clock.now(), durationMs: 1, ok: false, statusCode: 503, reason: 'http_5xx', error: 'HTTP 503', responseBody: null,
+      }, { status: 'pending', scheduleStep: current.scheduleStep, nextAttemptAt: current.nextAttemptAt }));
+      return { status: 200, body: 'ok' };
+    });
+    endpointId = (await registerEndpoint(t, r, ['race.thing'])).id;
+    const published = await publish(t, 'race.thing', { n: 1 });
+    const id = published.deliveries[0]?.id ?? '';
+    await waitSettled(id, 2);
+    const shown = await delivery(id);
+    assert.equal(shown.status, 'delivered');
+    assert.deepEqual(shown.attempt_log.map((a) => [a.number, a.trigger, a.ok]), [[1, 'manual', false], [2, 'scheduled', true]]);
+    const stale = store.deliveries.get(id);
+    assert.ok(stale);
+    assert.equal(store.transaction(() => store.deliveries.recordAttempt({ ...stale, attempts: 1 }, {
+      trigger: 'manual', at: clock.now(), durationMs: 1, ok: true, statusCode: 200, reason: null, error: null, responseBody: null,
+    }, { status: 'delivered', scheduleStep: 1, nextAttemptAt: null })), null, 'an attempt against a delivery read before a change writes nothing');
+    assert.equal((await delivery(id)).attempts, 2);
+  });
+
   it('signs with both secrets for 24 hours after a rotation', async () => {
     const r = await receiver();
     const ep = await registerEndpoint(t, r, ['rotate.thing']);

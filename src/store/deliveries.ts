@@ -114,7 +114,7 @@ export class DeliveryStore {
         `UPDATE deliveries SET attempts = attempts + 1, status = @status, schedule_step = @scheduleStep, next_attempt_at = @nextAt,
            last_attempt_at = @at, last_status_code = @statusCode, last_error = @error, updated_at = @now,
            delivered_at = CASE WHEN @status = 'delivered' THEN @now ELSE delivered_at END
-         WHERE id = @id RETURNING *`),
+         WHERE id = @id AND attempts = @seenAttempts AND status = @seenStatus AND updated_at = @seenUpdatedAt RETURNING *`),
       insertAttempt: db.prepare(
         `INSERT INTO delivery_attempts (delivery_id, endpoint_id, number, trigger, at, duration_ms, ok, status_code, reason, error, response_body)
          VALUES (@deliveryId, @endpointId, @number, @trigger, @at, @durationMs, @ok, @statusCode, @reason, @error, @responseBody)`),
@@ -167,18 +167,24 @@ export class DeliveryStore {
     timed(this.timer, 'delivery_update', () => this.s.setJob.run({ id, jobId, nextAt: now, now }));
   }
 
-  /** Appends an attempt to the log and updates the delivery's totals; call inside a transaction. Returns both as saved. */
-  recordAttempt(delivery: Delivery, attempt: NewAttempt, outcome: AttemptOutcome): { attempt: Attempt; delivery: Delivery } {
-    const number = delivery.attempts + 1;
+  /**
+   * Appends an attempt to the log and updates the delivery's totals; call inside a transaction.
+   * Applies only to the delivery as `delivery` shows it: when the row has changed since it was
+   * read (another attempt recorded meanwhile), nothing is written and null comes back. Returns
+   * both as saved.
+   */
+  recordAttempt(delivery: Delivery, attempt: NewAttempt, outcome: AttemptOutcome): { attempt: Attempt; delivery: Delivery } | null {
+    const updated = timed(this.timer, 'delivery_update', () => this.s.applyAttempt.get({
+      id: delivery.id, status: outcome.status, scheduleStep: outcome.scheduleStep, nextAt: outcome.nextAttemptAt,
+      at: attempt.at, statusCode: attempt.statusCode, error: attempt.ok ? null : attempt.error, now: this.clock.now(),
+      seenAttempts: delivery.attempts, seenStatus: delivery.status, seenUpdatedAt: delivery.updatedAt,
+    }));
+    if (!updated) return null;
+    const number = updated.attempts;
     const row = {
       deliveryId: delivery.id, endpointId: delivery.endpointId, number, ...attempt, ok: attempt.ok ? 1 : 0,
     };
     const id = timed(this.timer, 'delivery_attempt_insert', () => Number(this.s.insertAttempt.run(row).lastInsertRowid));
-    const updated = timed(this.timer, 'delivery_update', () => this.s.applyAttempt.get({
-      id: delivery.id, status: outcome.status, scheduleStep: outcome.scheduleStep, nextAt: outcome.nextAttemptAt,
-      at: attempt.at, statusCode: attempt.statusCode, error: attempt.ok ? null : attempt.error, now: this.clock.now(),
-    }));
-    if (!updated) throw new Error(`delivery ${delivery.id} vanished`);
     return { attempt: { id, deliveryId: delivery.id, endpointId: delivery.endpointId, number, ...attempt }, delivery: toDelivery(updated) };
   }
 
