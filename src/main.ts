@@ -3,6 +3,8 @@ import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import type { HandlerRegistry } from './inbound/handlers.js';
+import { writeJsonError } from './http/error-handler.js';
+import { HttpError } from './http/errors.js';
 import { createService } from './service.js';
 import { outageLogSink, shutdownLogShipping } from './telemetry/logger.js';
 import { ensureTracing } from './telemetry/tracing.js';
@@ -34,7 +36,17 @@ async function main(): Promise<void> {
   }
   service.start();
 
-  const server = createServer(service.app).listen(config.port, config.host);
+  let shuttingDown = false;
+  // server.close() stops new connections and closes idle ones, but a connection busy when SIGTERM
+  // came stays open: a request arriving on it afterwards is turned away, and the connection closed,
+  // rather than accepted while the workers drain and the store closes.
+  const server = createServer((req, res) => {
+    if (!shuttingDown) {
+      service.app(req, res);
+      return;
+    }
+    writeJsonError(res, new HttpError(503, 'shutting_down', 'the service is shutting down; send again shortly', undefined, { 'Retry-After': '5', Connection: 'close' }));
+  }).listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);
@@ -52,7 +64,6 @@ async function main(): Promise<void> {
     process.stderr.write(`hookwatch: ADMIN_TOKEN is not set; this run's admin token is ${config.adminToken}\n`);
   }
 
-  let shuttingDown = false;
   const shutdown = async (signal: string) => {
     if (shuttingDown) return;
     shuttingDown = true;

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
@@ -46,6 +47,56 @@ describe('graceful shutdown', () => {
     } finally {
       recorded.close();
       await first.kill('SIGKILL');
+    }
+  });
+
+  it('turns away a request that arrives on a kept-alive connection after SIGTERM, and closes it', async () => {
+    const dir = tempDir('hookwatch-term-keepalive-');
+    const env = {
+      DATA_DIR: path.join(dir, 'data'), ADMIN_TOKEN, WEBHOOK_SECRET_DEMO: DEMO_SECRET,
+      HANDLERS_MODULE: 'test/fixtures/recording-handlers.ts', RECORD_DB: path.join(dir, 'recorded.db'), HANDLER_DELAY_MS: '1500',
+      WORKER_CONCURRENCY: '2', SHUTDOWN_TIMEOUT: '5s',
+    };
+    const service = await spawnService(env);
+    const { port } = new URL(service.url);
+    const socket = net.connect(Number(port), '127.0.0.1');
+    let received = '';
+    socket.on('data', (chunk) => { received += chunk.toString(); });
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    const request = (id: string, body: string) =>
+      `POST /webhooks/demo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      Object.entries(standardHeaders(id, body)).map(([name, value]) => `${name}: ${value}\r\n`).join('') + '\r\n' + body;
+    try {
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      const answer = async (what: string) => {
+        await waitFor(what, () => /\r\n\r\n\{[^\n]*\}$/.test(received));
+        const text = received;
+        received = '';
+        return text;
+      };
+      const first = standardEvent('order.created');
+      socket.write(request(first.id, first.body));
+      assert.match(await answer('the first answer'), /^HTTP\/1\.1 202/);
+      // The second request is half sent when SIGTERM comes: the connection is busy, so it stays open.
+      const second = standardEvent('order.created');
+      const text = request(second.id, second.body);
+      socket.write(text.slice(0, -10));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      service.proc.kill('SIGTERM');
+      await waitFor('shutdown under way', () => service.output.some((line) => line.includes('"message":"shutting down"')));
+      socket.write(text.slice(-10));
+      assert.match(await answer('the second answer'), /^HTTP\/1\.1 202/, 'a request that began before SIGTERM is still served');
+      const third = standardEvent('order.created');
+      socket.write(request(third.id, third.body));
+      const refused = await answer('the third answer');
+      assert.match(refused, /^HTTP\/1\.1 503/, refused);
+      assert.match(refused, /\r\nconnection: close\r\n/i);
+      assert.match(refused, /"error":"shutting_down"/);
+      await closed;
+      assert.equal(await service.exited, 0, service.output.join('\n'));
+    } finally {
+      socket.destroy();
+      await service.kill('SIGKILL');
     }
   });
 });
