@@ -13,9 +13,11 @@ export class StripeVerifier implements Verifier {
   verify(rawBody: Buffer, headers: IncomingHttpHeaders): VerifiedEvent {
     const header = headerValue(headers, 'stripe-signature');
     if (!header) throw new SignatureError('missing', 'the Stripe-Signature header is missing');
+    // Decoded once here: given bytes, the SDK decodes them twice itself (to sign, then to parse).
+    const text = rawBody.toString('utf8');
     let event: unknown;
     try {
-      event = Stripe.webhooks.constructEvent(rawBody, header, this.secret, this.toleranceSeconds);
+      event = Stripe.webhooks.constructEvent(text, header, this.secret, this.toleranceSeconds);
     } catch (error) {
       if (error instanceof Stripe.errors.StripeSignatureVerificationError) throw classify(error.message);
       // The signature matched but the SDK could not parse the body.
@@ -28,7 +30,7 @@ export class StripeVerifier implements Verifier {
     return {
       eventId: requireString(payload, 'id', 'missing_event_id'),
       type: requireString(payload, 'type', 'missing_event_type'),
-      rawPayload: rawBody.toString('utf8'),
+      rawPayload: text,
     };
   }
 }
