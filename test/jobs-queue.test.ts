@@ -183,42 +183,6 @@ describe('the worker pool', () => {
     await pool.stop(1_000);
   });
 
-  it('claims jobs from the table on every poll while handed-over jobs keep its buffer full', async () => {
-    let handed = 0;
-    let handedRan = 0;
-    /** For each job from the table: how many handed-over jobs were still waiting when it ran. */
-    const waitingWhenTableRan: number[] = [];
-    const { queue, pool } = poolSetup('pool-fair', 50, async (job) => {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-      if (job.ref.startsWith('table-')) waitingWhenTableRan.push(handed - handedRan);
-      else handedRan += 1;
-      return { outcome: 'done' };
-    });
-    pool.start();
-    // Hands a new job over only when the pool takes it (a refused one would land in the table).
-    const handOver = (): boolean => {
-      const lease = pool.lease();
-      if (!lease) return false;
-      const { leased } = queue.enqueueFor({ queue: 'events', kind: 'k', ref: `handed-${handed}`, maxAttempts: 3 }, { lease: () => lease, adopt: () => undefined });
-      assert.ok(leased);
-      pool.adopt(leased);
-      handed += 1;
-      return true;
-    };
-    while (handOver());
-    assert.ok(handed > 32, `hand-overs may queue several batches (took ${handed})`);
-    for (let i = 0; i < 3; i++) queue.enqueue({ queue: 'events', kind: 'k', ref: `table-${i}`, maxAttempts: 3 });
-    // Two slots get through far fewer than are handed over: the buffer stays past a batch throughout.
-    const until = Date.now() + 5_000;
-    while (Date.now() < until && waitingWhenTableRan.length < 3) {
-      while (handOver());
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    assert.equal(waitingWhenTableRan.length, 3, `the table's jobs ran (${handedRan} handed-over jobs ran meanwhile)`);
-    assert.ok(Math.min(...waitingWhenTableRan) > 32, `more than a batch of handed-over jobs still waited (${waitingWhenTableRan.join(', ')})`);
-    await pool.stop(1_000);
-  });
-
   it("saves a job's result and its runner's writes only while it holds the lease", async () => {
     const persisted: string[] = [];
     const { db, queue, pool } = poolSetup('pool-lease', 3_600_000, async (job) => {

@@ -15,12 +15,6 @@ export type JobResult = (
 
 /** Jobs claimed per claim at least: a claim is a write transaction, so it should serve several jobs. */
 const MIN_BATCH = 32;
-/**
- * New jobs handed over directly (lease/adopt) may queue up to this many batches in the pool: each
- * one spares a claim. Under a burst a single batch filled at once and most new jobs went through
- * the table (pipeline benchmark: four in five).
- */
-const HANDOFF_BATCHES = 4;
 
 export type JobRunner = (job: Job) => Promise<JobResult>;
 
@@ -85,7 +79,7 @@ export class WorkerPool implements JobHandoff {
   }
 
   lease(): { owner: string; leaseMs: number } | null {
-    if (this.stopped || this.waiting.length + this.granted >= this.batchSize * HANDOFF_BATCHES) return null;
+    if (this.stopped || this.waiting.length + this.granted >= this.batchSize) return null;
     this.granted += 1;
     return { owner: this.owner, leaseMs: this.options.leaseMs };
   }
@@ -164,15 +158,13 @@ export class WorkerPool implements JobHandoff {
     this.pumping = true;
     try {
       // Jobs handed over directly (adopt) may keep the buffer from emptying: claiming whenever it
-      // has room, and a batch on every poll even when it has none, lets jobs that went through the
-      // table (retries falling due, overflow) take their turn while new ones keep coming.
+      // has room lets jobs that went through the table (retries, overflow) take their turn.
       const room = this.batchSize - this.waiting.length;
-      const limit = polled ? Math.max(room, this.batchSize) : room;
-      if (limit > 0 && (this.mayHaveDue || polled)) {
-        const claimed = this.jobs.claim(this.options.queue, this.owner, limit, this.options.leaseMs);
+      if (room > 0 && (this.mayHaveDue || polled)) {
+        const claimed = this.jobs.claim(this.options.queue, this.owner, room, this.options.leaseMs);
         this.waiting.push(...claimed);
         // A full batch means more may be due: look again once this batch is under way.
-        this.mayHaveDue = claimed.length === limit;
+        this.mayHaveDue = claimed.length === room;
         if (this.mayHaveDue) this.wakeRequested = true;
       }
       this.fill();
