@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
 import { parseRetrySchedule, type RetrySchedule } from './outbound/retry-schedule.js';
+import { displayUrl } from './telemetry/outage.js';
 import { parseDuration, parseSize } from './units.js';
 
 /** Every setting of the service, read from the environment once at start-up. */
@@ -69,12 +70,10 @@ const DEFAULT_EVENT_TYPES = [
 ];
 
 /**
- * How a refused value may appear in the error: as it is, as a URL with its user-info and query
- * masked (they may carry credentials), or not at all (a secret; start-up errors reach logs).
+ * How a refused value may appear in the error: as it is, as a URL without its user-info and query
+ * (they may carry credentials), or not at all (a secret; start-up errors reach logs).
  */
 type Shown = 'value' | 'url' | 'hidden';
-
-const maskUrl = (text: string): string => text.replace(/\/\/[^/?#@]*@/, '//***@').replace(/\?.*$/, '?***');
 
 /** Reads one variable through a zod schema; a failure names the variable and the reason. */
 function read<T>(env: Env, name: string, schema: z.ZodType<T>, fallback: string | undefined, shown: Shown = 'value'): T {
@@ -84,7 +83,7 @@ function read<T>(env: Env, name: string, schema: z.ZodType<T>, fallback: string 
     const issue = result.error.issues[0];
     const got = raw === undefined ? 'nothing'
       : shown === 'hidden' ? `${raw.length} characters, not shown`
-      : JSON.stringify(shown === 'url' ? maskUrl(raw) : raw);
+      : JSON.stringify(shown === 'url' ? displayUrl(raw) : raw);
     throw new ConfigError(name, `${issue?.message ?? 'invalid value'} (got ${got})`);
   }
   return result.data;

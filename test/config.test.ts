@@ -58,13 +58,14 @@ describe('configuration', () => {
       [{ SMTP_URL: 'smtp+starttls://mailer:Hunter2Password@mail.example.com' }, 'Hunter2'],
       [{ ERROR_WEBHOOK_URL: 'ftp://alerts:S3cretHookPw@hooks.example.com/x' }, 'S3cretHookPw'],
       [{ LOKI_URL: 'loki://push.example.com/api?token=abc123secret' }, 'abc123secret'],
+      [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:pw123secret@otel.example.com/v1' }, 'pw123secret'],
     ];
     for (const [env, secret] of cases) {
       const error = failure(env);
       assert.ok(!error.message.includes(secret), `${error.message} shows ${secret}`);
       assert.match(error.message, /\(got /, 'still says what kind of value it got');
     }
-    assert.match(failure({ SMTP_URL: 'smtp+starttls://mailer:Hunter2Password@mail.example.com' }).message, /smtp\+starttls:\/\/\*\*\*@mail\.example\.com/);
+    assert.match(failure({ SMTP_URL: 'smtp+starttls://mailer:Hunter2Password@mail.example.com' }).message, /"smtp\+starttls:\/\/mail\.example\.com"/);
   });
 
   it('reads one Standard Webhooks source per WEBHOOK_SECRET_<SOURCE>, with rotation secrets', () => {

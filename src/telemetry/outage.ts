@@ -61,14 +61,12 @@ export class OutageReporter {
   }
 }
 
-/** The URL as it may appear in a log line: no credentials, no query. */
+/**
+ * The URL as it may appear in a log line or an error: without user-info, query or fragment (they
+ * may carry credentials). Works on the text, so a URL that does not parse is shown the same way.
+ */
 export function displayUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.origin}${parsed.pathname}`;
-  } catch {
-    return '(invalid URL)';
-  }
+  return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)?[^/?#]*@/, '$1').replace(/[?#].*$/, '');
 }
 
 function describe(error: unknown): string {
