@@ -118,7 +118,7 @@ export class Dispatcher {
     const { at, result, requestId, outcome } = await this.send(delivery, endpoint, event, 'scheduled', job.requestId, job.traceContext);
     // The attempt is recorded in the transaction that settles the job, and only while this
     // process still holds the job's lease.
-    const persist = () => { this.record(delivery, endpoint, 'scheduled', at, result, requestId); };
+    const persist = () => { this.record(delivery, outcome, endpoint, 'scheduled', at, result, requestId); };
     if (outcome.status === 'delivered') return { outcome: 'done', persist };
     const error = result.error ?? 'failed';
     if (outcome.status === 'pending' && outcome.nextAttemptAt !== null) return { outcome: 'retry', runAt: outcome.nextAttemptAt, error, persist };
@@ -136,7 +136,7 @@ export class Dispatcher {
     const event = this.store.events.content(delivery.eventPk);
     if (!event) throw new ConflictError('the event of this delivery no longer exists');
     const sent = await this.send(delivery, endpoint, event, 'manual', requestId, null);
-    return this.store.grouped(() => this.record(delivery, endpoint, 'manual', sent.at, sent.result, sent.requestId));
+    return this.store.grouped(() => this.record(delivery, sent.outcome, endpoint, 'manual', sent.at, sent.result, sent.requestId));
   }
 
   /** POST /webhooks/:id/test: a signed test event now; nothing is stored or counted. */
@@ -209,13 +209,15 @@ export class Dispatcher {
   /**
    * Records one attempt and everything it decides, from the delivery as it stands now; call
    * inside a transaction, so all of it commits or none does. `read` is the delivery as read
-   * before the attempt; should it have changed since (a manual attempt recorded meanwhile), it is
-   * read again and the attempt decided from that.
+   * before the attempt and `decided` what send() made of it; should the delivery have changed
+   * since (a manual attempt recorded meanwhile), it is read again and the attempt decided from that.
    */
-  private record(read: Delivery, endpoint: Endpoint, trigger: AttemptTrigger, at: number, result: SendResult, requestId: string): { delivery: Delivery; attempt: Attempt } {
+  private record(
+    read: Delivery, decided: AttemptOutcome, endpoint: Endpoint, trigger: AttemptTrigger, at: number, result: SendResult, requestId: string,
+  ): { delivery: Delivery; attempt: Attempt } {
     const attemptRow = { trigger, at, durationMs: round(result.durationMs), ok: result.ok, statusCode: result.statusCode, reason: result.reason, error: result.error, responseBody: result.responseBody };
     let current: Delivery | null = read;
-    let saved = this.store.deliveries.recordAttempt(current, attemptRow, this.decide(current, trigger, result));
+    let saved = this.store.deliveries.recordAttempt(read, attemptRow, decided);
     if (!saved) {
       current = this.store.deliveries.get(read.id);
       saved = current && this.store.deliveries.recordAttempt(current, attemptRow, this.decide(current, trigger, result));
