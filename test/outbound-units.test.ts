@@ -11,7 +11,8 @@ import { disabledEmail, errorWebhookBody, failureEmail } from '../src/outbound/m
 import { ERROR_WEBHOOK_JOB, Notifier } from '../src/outbound/notifier.js';
 import { HttpSender } from '../src/outbound/http-sender.js';
 import { createLogger } from '../src/telemetry/logger.js';
-import { EVENT_PATTERN, matchesType } from '../src/outbound/subscriptions.js';
+import { EVENT_PATTERN } from '../src/event-types.js';
+import { matchesType } from '../src/outbound/subscriptions.js';
 import { HandlerRegistry } from '../src/inbound/handlers.js';
 import { generateSecret, signatureHeaders } from '../src/outbound/signer.js';
 import { messageBody } from '../src/outbound/dispatcher.js';

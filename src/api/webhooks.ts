@@ -1,9 +1,9 @@
 import { Router } from 'express';
 import { z } from 'zod';
+import { EVENT_PATTERN } from '../event-types.js';
 import { badRequest, notFound } from '../http/errors.js';
 import { literalRefusal } from '../outbound/destination-guard.js';
 import type { Outbound } from '../outbound/outbound.js';
-import { EVENT_PATTERN } from '../outbound/subscriptions.js';
 import { DELIVERY_STATUSES, type DeliveryStatus } from '../store/deliveries.js';
 import type { Endpoint } from '../store/endpoints.js';
 import type { Store } from '../store/store.js';

@@ -1,7 +1,5 @@
 import { typeMatches } from '../event-types.js';
 
-export { EVENT_PATTERN } from '../event-types.js';
-
 /** Whether an endpoint subscribed to `patterns` receives events of `type`. */
 export function matchesType(patterns: readonly string[], type: string): boolean {
   return patterns.some((pattern) => typeMatches(pattern, type));
