@@ -27,9 +27,8 @@ export interface AppParts {
  * missing fields; `curl -d` sends form encoding unless told otherwise.
  */
 const requireJsonBody: RequestHandler = (req, _res, next) => {
-  const length = req.headers['content-length'];
-  const hasBody = req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-  if (hasBody && !req.is('application/json')) {
+  // req.is() answers null for a request without a body; Content-Length: 0 is none either.
+  if (req.is('application/json') === false && req.headers['content-length'] !== '0') {
     next(new HttpError(415, 'unsupported_media_type', `send the body as application/json, not ${req.headers['content-type'] ?? 'without a content type'}`));
     return;
   }
