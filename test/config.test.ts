@@ -26,6 +26,8 @@ describe('configuration', () => {
     assert.ok(config.adminToken.length >= 24);
     assert.deepEqual(config.delivery.retrySchedule, [120_000, 120_000, 120_000]);
     assert.equal(config.delivery.timeoutMs, 30_000);
+    assert.equal(config.worker.concurrency, 32, 'processing jobs at once (README, .env.example)');
+    assert.equal(config.delivery.concurrency, 64, 'delivery attempts at once (README, .env.example)');
     assert.equal(config.telemetry.lokiUrl, null);
     assert.equal(config.telemetry.otlpEndpoint, null);
   });
