@@ -1,6 +1,5 @@
-import autocannon from 'autocannon';
 import { admin, startHookwatch, health, waitUntil } from './lib/hookwatch.js';
-import { signedStripeEvent } from './lib/stripe-body.js';
+import { sendStripeEvents } from './lib/load.js';
 import { round } from './lib/stats.js';
 import { currentRss, peakRss } from './lib/system.js';
 import { BENCH_SECRET } from './receive.js';
@@ -20,15 +19,7 @@ export async function benchMemory(events: number, core: number | null, log: (lin
   try {
     const pid = server.proc.pid as number;
     const start = currentRss(pid);
-    await autocannon({
-      url: `${server.url}/webhooks/stripe`,
-      connections: 50,
-      amount: events,
-      requests: [{ method: 'POST', setupRequest: (request) => {
-        const event = signedStripeEvent(BENCH_SECRET);
-        return { ...request, method: 'POST', body: event.body, headers: { 'content-type': 'application/json', 'stripe-signature': event.signature } };
-      } }],
-    });
+    await sendStripeEvents(server.url, BENCH_SECRET, events);
     const afterAccept = currentRss(pid);
     log(`  accepted ${events} events: RSS ${round(afterAccept / 2 ** 20)} MiB (started at ${round(start / 2 ** 20)} MiB)`);
     await waitUntil(async () => (await health(server.url)).checks.queue.pending === 0, 300_000, 'the queue to drain');

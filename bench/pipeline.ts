@@ -1,8 +1,7 @@
-import autocannon from 'autocannon';
 import { admin, health, startHookwatch } from './lib/hookwatch.js';
 import { Sink } from './lib/sink.js';
 import { median, percentile, round, summarize } from './lib/stats.js';
-import { signedStripeEvent } from './lib/stripe-body.js';
+import { sendStripeEvents } from './lib/load.js';
 import { BENCH_SECRET } from './receive.js';
 
 /** One run: a fresh hookwatch and sink, N events. */
@@ -65,7 +64,7 @@ async function pipelineRound(events: number, warmup: number, core: number | null
       while (sink.arrivals.size < count && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
       if (sink.arrivals.size < count) throw new Error(`only ${sink.arrivals.size} of ${count} deliveries arrived`);
     };
-    await send(server.url, warmup, new Map());
+    await sendStripeEvents(server.url, BENCH_SECRET, warmup);
     await delivered(warmup);
     const warm = new Set(sink.arrivals.keys());
 
@@ -80,7 +79,10 @@ async function pipelineRound(events: number, warmup: number, core: number | null
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
     })();
-    await send(server.url, events, accepted);
+    await sendStripeEvents(server.url, BENCH_SECRET, events, (ids) => {
+      const now = performance.now();
+      for (const id of ids) accepted.set(id, now);
+    });
     await delivered(warmup + events);
     sampling = false;
     await sampler;
@@ -110,31 +112,4 @@ async function pipelineRound(events: number, warmup: number, core: number | null
     await server.stop();
     await sink.stop();
   }
-}
-
-/** Sends `count` signed events over 50 connections, noting when each was accepted (by provider id and stored id). */
-async function send(url: string, count: number, accepted: Map<string, number>): Promise<void> {
-  await autocannon({
-    url: `${url}/webhooks/stripe`,
-    connections: 50,
-    amount: count,
-    requests: [{
-      method: 'POST',
-      setupRequest: (request, context) => {
-        const event = signedStripeEvent(BENCH_SECRET);
-        (context as { eventId?: string }).eventId = event.id;
-        return { ...request, method: 'POST', body: event.body, headers: { 'content-type': 'application/json', 'stripe-signature': event.signature } };
-      },
-      onResponse: (status, body, context) => {
-        if (status !== 202) return;
-        const now = performance.now();
-        accepted.set(String((context as { eventId?: string }).eventId), now);
-        try {
-          accepted.set((JSON.parse(body) as { id: string }).id, now);
-        } catch {
-          // the provider id is enough
-        }
-      },
-    }],
-  });
 }
