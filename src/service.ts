@@ -87,7 +87,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
     deadLetterSize: () => jobs.deadCount(),
     oldestPendingDeliveryAgeSeconds: () => jobs.oldestPendingAgeMs('deliveries') / 1000,
     dbConnections: () => ({ open: store.isOpen ? 1 : 0 }),
-    dbUp: () => store.ping(),
+    dbUp: () => store.ping() && store.writeFailure === null,
     cacheUp: () => true,
   });
 
@@ -113,7 +113,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
   let stopping = false;
   const checks: HealthCheck[] = [
     // A failing background checkpoint does not stop writes, but the WAL grows: shown, not failed.
-    { name: 'database', run: () => ({ ok: store.ping(), checkpoint_error: store.checkpointError }) },
+    { name: 'database', run: () => ({ ok: store.ping() && store.writeFailure === null, write_error: store.writeFailure, checkpoint_error: store.checkpointError }) },
     {
       name: 'queue',
       run: () => ({

@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
+import { storageFailure } from '../store/db.js';
 import type { Logger } from '../telemetry/logger.js';
 import { HttpError, type ErrorBody } from './errors.js';
 
@@ -26,6 +27,10 @@ export function toHttpError(error: unknown): HttpError {
     default:
       if (parserError?.status && parserError.status >= 400 && parserError.status < 500) {
         return new HttpError(parserError.status, 'bad_request', parserError.message);
+      }
+      // Not this request's fault and not a bug: the sender should come back (webhook senders retry a 503).
+      if (storageFailure(error)) {
+        return new HttpError(503, 'store_unavailable', 'the store cannot save this right now (disk full, I/O error or closed database); retry later', undefined, { 'Retry-After': '30' });
       }
       return new HttpError(500, 'internal_error', 'an unexpected error occurred');
   }

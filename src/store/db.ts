@@ -124,6 +124,19 @@ export function timed<T>(timer: QueryTimer, operation: string, fn: () => T): T {
   }
 }
 
+// SQLite result codes meaning the store itself cannot write, whatever was being written.
+const STORAGE_FAILURE = /^SQLITE_(FULL|IOERR|READONLY|CORRUPT|CANTOPEN|NOTADB|NOMEM|PROTOCOL|BUSY)/;
+
+/**
+ * Describes an error that says the store cannot write (disk full, I/O error, read-only or closed
+ * database); null for anything else, such as a constraint a single call broke.
+ */
+export function storageFailure(error: unknown): string | null {
+  if (error instanceof Database.SqliteError && STORAGE_FAILURE.test(error.code)) return `${error.code}: ${error.message}`;
+  if (error instanceof TypeError && error.message.includes('database connection is not open')) return 'the database connection is closed';
+  return null;
+}
+
 interface GroupedCall {
   fn: () => unknown;
   resolve: (value: unknown) => void;
@@ -143,8 +156,22 @@ export class GroupCommit {
   private queue: GroupedCall[] = [];
   private scheduled = false;
   private readonly rollbackListeners: (() => void)[] = [];
+  private failing: string | null = null;
 
   constructor(private readonly db: Db) {}
+
+  /**
+   * Why the last write failed when the store itself could not write (see storageFailure); null
+   * once a transaction commits again. `SELECT 1` answers from a full disk, so this is what says
+   * the store is down.
+   */
+  get writeFailure(): string | null {
+    return this.failing;
+  }
+
+  private noteFailure(error: unknown): void {
+    this.failing = storageFailure(error) ?? this.failing;
+  }
 
   /** Called when a group, a call within it or a transaction rolls back (state cached during it must be forgotten). */
   onRollback(listener: () => void): void {
@@ -154,8 +181,11 @@ export class GroupCommit {
   /** Runs fn in a transaction of its own (outside any group); a rollback is reported like a group's. */
   transaction<T>(fn: () => T): T {
     try {
-      return this.db.transaction(fn)();
+      const value = this.db.transaction(fn)();
+      this.failing = null;
+      return value;
     } catch (error) {
+      this.noteFailure(error);
       this.rolledBack();
       throw error;
     }
@@ -186,11 +216,13 @@ export class GroupCommit {
         for (const item of batch) values.push(item.fn());
       })();
     } catch (error) {
+      this.noteFailure(error);
       this.rolledBack();
       if (batch.length === 1) batch[0]?.reject(error);
       else this.commitIsolated(batch);
       return;
     }
+    this.failing = null;
     batch.forEach((item, i) => item.resolve(values[i]));
   }
 
@@ -208,10 +240,14 @@ export class GroupCommit {
         }
       })();
     } catch (error) {
+      this.noteFailure(error);
       this.rolledBack();
       for (const item of batch) item.reject(error);
       return;
     }
+    // A call that failed because the store cannot write leaves the failure standing.
+    const failures = outcomes.map((outcome) => (outcome.ok ? null : storageFailure(outcome.error))).filter((f) => f !== null);
+    this.failing = failures[0] ?? null;
     batch.forEach((item, i) => {
       const outcome = outcomes[i];
       if (outcome?.ok) item.resolve(outcome.value);

@@ -57,6 +57,11 @@ export class Store {
     }
   }
 
+  /** Why writes are failing (disk full, I/O error, closed database), or null while they commit. */
+  get writeFailure(): string | null {
+    return groupCommitOf(this.db).writeFailure;
+  }
+
   /** The last error of the background checkpoint, if the last one failed. */
   get checkpointError(): string | null {
     return this.checkpointer?.error ?? null;

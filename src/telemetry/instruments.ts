@@ -80,15 +80,19 @@ export class InstrumentSet {
     this.endpointUp = new client.Gauge({ name: 'webhook_endpoint_up', help: '1 if the endpoint\'s last delivery attempt succeeded, 0 if it failed.', labelNames: ['endpoint'], registers });
 
     const self = this;
+    // These read the store: should it be unreachable they keep their last values, so the scrape
+    // still succeeds and carries webhook_db_up 0 instead of failing whole.
     new client.Gauge({ name: 'webhook_queue_size', help: 'Jobs waiting or running, by queue.', labelNames: ['queue'], registers, collect() {
-      const sizes = sources()?.queueSizes() ?? { events: 0, deliveries: 0 };
-      for (const [queue, size] of Object.entries(sizes)) this.set({ queue }, size);
+      const sizes = whileReadable(() => sources()?.queueSizes() ?? { events: 0, deliveries: 0 });
+      for (const [queue, size] of Object.entries(sizes ?? {})) this.set({ queue }, size);
     } });
     new client.Gauge({ name: 'webhook_dead_letter_queue_size', help: 'Jobs in the dead-letter queue.', registers, collect() {
-      this.set(sources()?.deadLetterSize() ?? 0);
+      const size = whileReadable(() => sources()?.deadLetterSize() ?? 0);
+      if (size !== undefined) this.set(size);
     } });
     new client.Gauge({ name: 'webhook_oldest_pending_delivery_age_seconds', help: 'Age of the oldest outbound delivery not yet delivered, in seconds (0 when none).', registers, collect() {
-      this.set(sources()?.oldestPendingDeliveryAgeSeconds() ?? 0);
+      const age = whileReadable(() => sources()?.oldestPendingDeliveryAgeSeconds() ?? 0);
+      if (age !== undefined) this.set(age);
     } });
     new client.Gauge({ name: 'webhook_db_connections', help: 'Open database connections by state.', labelNames: ['state'], registers, collect() {
       for (const [state, count] of Object.entries(sources()?.dbConnections() ?? {})) this.set({ state }, count);
@@ -122,5 +126,14 @@ export class InstrumentSet {
     this.lastCpu = cpu;
     this.lastCpuAt = now;
     return elapsedMicros > 0 ? Math.round((usedMicros / elapsedMicros) * 10_000) / 100 : 0;
+  }
+}
+
+/** The value read, or undefined when reading it failed (the store is down). */
+function whileReadable<T>(read: () => T): T | undefined {
+  try {
+    return read();
+  } catch {
+    return undefined;
   }
 }
