@@ -175,12 +175,40 @@ describe('notification texts', () => {
     assert.match(mail.text, /Period: +1970-01-01T00:00:00.000Z to 1970-01-01T00:01:00.000Z/);
   });
 
-  it('keeps credentials of an endpoint URL out of subjects, which reach logs when an email cannot be sent', () => {
+  it('keeps credentials of an endpoint URL out of emails and the error webhook (subjects reach logs when an email cannot be sent)', () => {
     const withCredentials = { ...endpoint, url: 'https://user:pa55word@hooks.example.com/in?token=t0ken' };
     const window = { start: 0, end: 60_000, attempts: 6, failures: 6, reasons: { http_5xx: 6 } };
     for (const mail of [failureEmail(withCredentials, [], window, 30_000), disabledEmail(withCredentials, [], 0)]) {
       assert.match(mail.subject, /https:\/\/hooks\.example\.com\/in$/);
-      assert.doesNotMatch(mail.subject, /pa55word|t0ken/);
+      assert.doesNotMatch(`${mail.subject}\n${mail.text}`, /pa55word|t0ken/);
+    }
+    const body = errorWebhookBody(withCredentials, 3, 503, 'HTTP 503');
+    assert.equal(body.endpoint, 'https://hooks.example.com/in');
+    assert.doesNotMatch(JSON.stringify(body), /pa55word|t0ken/);
+  });
+});
+
+describe('destination guard and connection reuse', () => {
+  it('never carries a guarded request over a socket an unguarded one opened to the same host', async () => {
+    const paths: string[] = [];
+    const server = http.createServer((req, res) => { paths.push(req.url ?? ''); res.end('internal'); });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const sender = new HttpSender();
+    try {
+      const base = { headers: {}, body: '{}', timeoutMs: 5000 };
+      // The error webhook may be internal: it opens a keep-alive socket to localhost.
+      const allowed = await sender.send({ ...base, url: `http://localhost:${port}/alerts`, allowPrivate: true });
+      assert.equal(allowed.statusCode, 200);
+      const guarded = await sender.send({ ...base, url: `http://localhost:${port}/admin`, allowPrivate: false });
+      assert.equal(guarded.ok, false);
+      assert.equal(guarded.reason, 'connection');
+      assert.match(guarded.error ?? '', /refused to connect to localhost/);
+      assert.deepEqual(paths, ['/alerts']);
+    } finally {
+      sender.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
 });

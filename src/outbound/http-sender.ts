@@ -44,24 +44,34 @@ export function parseRetryAfter(value: string | undefined, now: number): number 
   return Number.isNaN(date) ? null : Math.max(0, date - now);
 }
 
+type Agents = { 'http:': http.Agent; 'https:': https.Agent };
+
+const keepAliveAgents = (): Agents => ({
+  'http:': new http.Agent({ keepAlive: true, maxSockets: 64 }),
+  'https:': new https.Agent({ keepAlive: true, maxSockets: 64 }),
+});
+
 /**
  * Sends webhook requests over keep-alive pools of its own: an endpoint under steady traffic
  * reuses its connections, and each new connection still goes through the guarded lookup.
+ * Requests allowed to reach private addresses (the operator's error webhook) get pools of their
+ * own: an agent pools sockets by host and port only, so a socket they opened to an internal host
+ * would otherwise carry a guarded request to the same name past the check.
  */
 export class HttpSender {
-  private readonly agents = {
-    'http:': new http.Agent({ keepAlive: true, maxSockets: 64 }),
-    'https:': new https.Agent({ keepAlive: true, maxSockets: 64 }),
-  };
+  private readonly guarded = keepAliveAgents();
+  private readonly unguarded = keepAliveAgents();
 
   send(request: OutboundRequest): Promise<SendResult> {
-    return send(request, this.agents);
+    return send(request, request.allowPrivate ? this.unguarded : this.guarded);
   }
 
   /** Drops the pooled connections (shutdown). */
   close(): void {
-    this.agents['http:'].destroy();
-    this.agents['https:'].destroy();
+    for (const agents of [this.guarded, this.unguarded]) {
+      agents['http:'].destroy();
+      agents['https:'].destroy();
+    }
   }
 }
 
@@ -70,7 +80,7 @@ export class HttpSender {
  * TLS, timeout, non-2xx) comes back as a result with its reason. Redirects are not followed
  * (a 3xx is a failed attempt), and the deadline covers connecting, waiting and reading.
  */
-function send(request: OutboundRequest, agents: { 'http:': http.Agent; 'https:': https.Agent }): Promise<SendResult> {
+function send(request: OutboundRequest, agents: Agents): Promise<SendResult> {
   const started = process.hrtime.bigint();
   const elapsed = () => Number(process.hrtime.bigint() - started) / 1e6;
   const failure = (reason: DeliveryFailureReason, error: string, statusCode: number | null = null, responseBody: string | null = null): SendResult =>

@@ -43,7 +43,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 function endpointLines(endpoint: Endpoint): string[] {
   return [
-    `Endpoint:     ${endpoint.url}`,
+    `Endpoint:     ${displayUrl(endpoint.url)}`,
     `Endpoint id:  ${endpoint.id}`,
     ...(endpoint.description ? [`Description:  ${endpoint.description}`] : []),
   ];
@@ -89,7 +89,7 @@ export function disabledEmail(endpoint: Endpoint, to: string[], at: number): Ema
 export function errorWebhookBody(endpoint: Endpoint, streak: number, statusCode: number | null, error: string | null): ErrorWebhookBody {
   return {
     code: statusCode ?? 0,
-    endpoint: endpoint.url,
+    endpoint: displayUrl(endpoint.url),
     message: `${streak} consecutive delivery attempts to endpoint ${endpoint.id} failed; last: ${error ?? 'unknown error'}`,
   };
 }
