@@ -304,6 +304,53 @@ describe('outbound delivery', () => {
     assert.deepEqual(r.requests.map((req) => req.id), ids, 'each event once, in the order published');
   });
 
+  it('keeps a delivery cancelled when its endpoint is deleted while an attempt is on the wire, leaving no dead letter or health behind', async () => {
+    let requests = 0;
+    let endpointId = '';
+    let deleted: Promise<number> | null = null;
+    // The last scheduled attempt fails, and the endpoint is deleted while it is held open.
+    const r = await receiver(() => {
+      requests += 1;
+      if (requests === 4) deleted = admin(t, 'delete', `/api/v1/webhooks/${endpointId}`).then((res) => res.status);
+      return { status: 500, body: 'down', delayMs: requests === 4 ? 150 : 0 };
+    });
+    endpointId = (await registerEndpoint(t, r, ['gone.midway'])).id;
+    const id = (await publish(t, 'gone.midway', { n: 1 })).deliveries[0]?.id ?? '';
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      await waitSettled(id, attempt);
+      clock.advance(2 * MINUTE);
+    }
+    await waitSettled(id, 4);
+    assert.equal(await deleted, 204);
+    const stored = t.service.store.deliveries.get(id);
+    assert.equal(stored?.status, 'cancelled');
+    assert.equal(stored?.nextAttemptAt, null);
+    assert.equal(stored?.attempts, 4, 'the attempt is still recorded');
+    const dead = (await admin(t, 'get', '/api/v1/dead-letters?queue=deliveries')).body.data as { delivery?: { id: string } }[];
+    assert.ok(!dead.some((job) => job.delivery?.id === id), 'no dead letter for a deleted endpoint');
+    const health = t.service.store.db.prepare('SELECT count(*) AS n FROM endpoint_health WHERE endpoint_id = ?').get(endpointId) as { n: number };
+    assert.equal(health.n, 0, 'the deleted endpoint has no failure-monitor state again');
+  });
+
+  it('keeps a delivered delivery delivered when a manual re-send fails, so recover does not send it again', async () => {
+    let answer = 200;
+    const r = await receiver(() => ({ status: answer }));
+    const ep = await registerEndpoint(t, r, ['once.only']);
+    const id = (await publish(t, 'once.only', { n: 1 })).deliveries[0]?.id ?? '';
+    await waitSettled(id, 1);
+    const deliveredAt = t.service.store.deliveries.get(id)?.deliveredAt;
+    assert.ok(deliveredAt);
+    answer = 503;
+    const retried = await admin(t, 'post', `/api/v1/deliveries/${id}/retry`);
+    assert.equal(retried.status, 200);
+    assert.equal(retried.body.attempt.ok, false);
+    assert.equal(retried.body.delivery.status, 'delivered');
+    assert.equal(t.service.store.deliveries.get(id)?.deliveredAt, deliveredAt, 'delivered_at is when it was delivered');
+    const recovered = await admin(t, 'post', `/api/v1/webhooks/${ep.id}/recover`).send({ since: new Date(clock.now() - 60 * MINUTE).toISOString() });
+    assert.equal(recovered.body.requeued, 0);
+    assert.equal(r.requests.length, 2);
+  });
+
   it('records a scheduled attempt after one recorded meanwhile, from the delivery as it then stood', async () => {
     const store = t.service.store;
     let endpointId = '';

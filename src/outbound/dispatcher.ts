@@ -118,11 +118,17 @@ export class Dispatcher {
     const { at, result, requestId, outcome } = await this.send(delivery, endpoint, event, 'scheduled', job.requestId, job.traceContext);
     // The attempt is recorded in the transaction that settles the job, and only while this
     // process still holds the job's lease.
-    const persist = () => { this.record(delivery, outcome, endpoint, 'scheduled', at, result, requestId); };
-    if (outcome.status === 'delivered') return { outcome: 'done', persist };
+    const persist = (dead: boolean) => () => {
+      const saved = this.record(delivery, outcome, endpoint, 'scheduled', at, result, requestId);
+      // The endpoint was deleted while the attempt was on the wire: its delivery stays cancelled,
+      // and a dead letter for it is what deleting the endpoint clears away. (A retry job left
+      // pending finds the delivery settled and ends without sending.)
+      if (dead && saved.delivery.status === 'cancelled') this.jobs.deleteDead(job.id);
+    };
+    if (outcome.status === 'delivered') return { outcome: 'done', persist: persist(false) };
     const error = result.error ?? 'failed';
-    if (outcome.status === 'pending' && outcome.nextAttemptAt !== null) return { outcome: 'retry', runAt: outcome.nextAttemptAt, error, persist };
-    return { outcome: 'dead', error, persist };
+    if (outcome.status === 'pending' && outcome.nextAttemptAt !== null) return { outcome: 'retry', runAt: outcome.nextAttemptAt, error, persist: persist(false) };
+    return { outcome: 'dead', error, persist: persist(true) };
   }
 
   /** POST /deliveries/:id/retry: one attempt now, recorded as manual, outside the schedule. */
@@ -225,6 +231,8 @@ export class Dispatcher {
     if (!saved || !current) throw new Error(`delivery ${read.id} vanished`);
     const { attempt, delivery: after } = saved;
     if (trigger === 'manual' && result.ok && current.jobId !== null && this.jobs.get(current.jobId)?.status === 'dead') this.jobs.deleteDead(current.jobId);
+    // A cancelled delivery's endpoint has been deleted: nobody is left to tell, and its health is gone with it.
+    if (after.status === 'cancelled') return { delivery: after, attempt };
 
     const decision = observeAttempt(this.store.endpointHealth.get(endpoint.id), { ok: result.ok, at, reason: result.reason, statusCode: result.statusCode, error: result.error });
     this.store.endpointHealth.save(decision.health);
@@ -242,6 +250,10 @@ export class Dispatcher {
   }
 
   private decide(current: Delivery, trigger: AttemptTrigger, result: SendResult): AttemptOutcome {
+    // Settled stays settled: a delivery cancelled (its endpoint deleted) while the attempt was on
+    // the wire, and a delivered one that a manual re-send failed to reach again.
+    const settled = current.status === 'cancelled' || (current.status === 'delivered' && !result.ok);
+    if (settled) return { status: current.status, scheduleStep: current.scheduleStep, nextAttemptAt: null };
     if (result.ok) return { status: 'delivered', scheduleStep: current.scheduleStep + (trigger === 'scheduled' ? 1 : 0), nextAttemptAt: null };
     if (trigger === 'manual') {
       // A manual attempt leaves the schedule as it was: a delivery still being retried keeps its next attempt.

@@ -113,7 +113,7 @@ export class DeliveryStore {
       applyAttempt: db.prepare<Record<string, string | number | null>, DeliveryRow>(
         `UPDATE deliveries SET attempts = attempts + 1, status = @status, schedule_step = @scheduleStep, next_attempt_at = @nextAt,
            last_attempt_at = @at, last_status_code = @statusCode, last_error = @error, updated_at = @now,
-           delivered_at = CASE WHEN @status = 'delivered' THEN @now ELSE delivered_at END
+           delivered_at = CASE WHEN @status = 'delivered' AND @ok = 1 THEN @now ELSE delivered_at END
          WHERE id = @id AND attempts = @seenAttempts AND status = @seenStatus AND updated_at = @seenUpdatedAt RETURNING *`),
       insertAttempt: db.prepare(
         `INSERT INTO delivery_attempts (delivery_id, endpoint_id, number, trigger, at, duration_ms, ok, status_code, reason, error, response_body)
@@ -176,7 +176,7 @@ export class DeliveryStore {
   recordAttempt(delivery: Delivery, attempt: NewAttempt, outcome: AttemptOutcome): { attempt: Attempt; delivery: Delivery } | null {
     const updated = timed(this.timer, 'delivery_update', () => this.s.applyAttempt.get({
       id: delivery.id, status: outcome.status, scheduleStep: outcome.scheduleStep, nextAt: outcome.nextAttemptAt,
-      at: attempt.at, statusCode: attempt.statusCode, error: attempt.ok ? null : attempt.error, now: this.clock.now(),
+      at: attempt.at, statusCode: attempt.statusCode, error: attempt.ok ? null : attempt.error, ok: attempt.ok ? 1 : 0, now: this.clock.now(),
       seenAttempts: delivery.attempts, seenStatus: delivery.status, seenUpdatedAt: delivery.updatedAt,
     }));
     if (!updated) return null;
