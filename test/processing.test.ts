@@ -9,6 +9,7 @@ describe('processing accepted events', () => {
   let t: TestService;
   const seen: Record<string, string[]> = { audit: [], billing: [], flaky: [] };
   const flakyFailures = new Map<string, number>();
+  const fatalRuns: string[] = [];
 
   before(async () => {
     t = await startTestService({ JOB_MAX_ATTEMPTS: '4' }, {
@@ -25,6 +26,7 @@ describe('processing accepted events', () => {
         });
         registry.register('order.broken', 'broken', () => { throw new PermanentError('order cannot be fulfilled'); });
         registry.register('order.always-busy', 'busy', () => { throw new Error('still busy'); });
+        registry.register('order.fatal', 'fatal', (event: InboundEvent) => { fatalRuns.push(event.eventId); });
       },
     });
   });
@@ -97,6 +99,18 @@ describe('processing accepted events', () => {
     assert.match(shown.last_error ?? '', /still busy/);
     const metrics = (await request(t.url).get('/metrics')).text;
     assert.match(metrics, /webhook_dead_letter_queue_size [1-9]/);
+  });
+
+  it('dead-letters a job whose last allowed run never finished (the process died in it) instead of running it for ever', async () => {
+    const store = t.service.store;
+    const pk = store.transaction(() => store.events.insert({ source: 'demo', eventId: 'evt_fatal_1', type: 'order.fatal', rawPayload: '{}', requestId: 'req-fatal' }, 60_000));
+    const jobId = store.transaction(() => t.service.jobs.enqueue({ queue: 'events', kind: 'event.process', ref: pk, maxAttempts: 4 }));
+    // As a crashed process leaves it: its 4th and last run leased, the lease run out.
+    store.db.prepare("UPDATE jobs SET status = 'running', attempts = 4, lease_owner = 'crashed-process', lease_expires_at = ? WHERE id = ?").run(Date.now() - 1000, jobId);
+    const shown = await waitFor('dead-lettered', async () => { const s = await statusOf(pk); return s.status === 'dead_letter' ? s : undefined; });
+    assert.match(shown.last_error ?? '', /gave up after 4 attempts: the last did not finish/);
+    assert.deepEqual(fatalRuns, [], 'the handler is not run a fifth time');
+    assert.equal(t.service.jobs.get(jobId)?.status, 'dead');
   });
 
   it('processes an event that no handler of yours and no endpoint wants, so a fresh install works end to end', async () => {

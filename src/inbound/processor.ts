@@ -43,6 +43,7 @@ export class EventProcessor {
   };
 
   private async process(job: Job, event: InboundEvent): Promise<JobResult> {
+    if (job.attempts > job.maxAttempts) return this.abandon(job, event);
     const started = process.hrtime.bigint();
     // Only a job that ran before can find handlers that already succeeded: a retry, or a replay
     // from the dead-letter queue (which starts counting attempts again but keeps the last error).
@@ -90,6 +91,19 @@ export class EventProcessor {
     this.metrics.eventProcessed(event.type, 'retry', seconds, null);
     this.logger.warn('event processing failed; will retry', { attempt: job.attempts, retry_in_ms: delay, error: summary });
     return { outcome: 'retry', runAt: this.clock.now() + delay, error: summary, persist: persist('retrying', summary) };
+  }
+
+  /**
+   * A run that never settles (the process died during it, as a handler that crashes it would
+   * make it) comes back once its lease runs out, counted. Once those runs have used up the
+   * attempts the job is dead-lettered without running again: otherwise one such event would stop
+   * the service after every restart, for ever.
+   */
+  private abandon(job: Job, event: InboundEvent): JobResult {
+    const error = `gave up after ${job.maxAttempts} attempts: the last did not finish (the process stopped while it ran)`;
+    this.metrics.eventProcessed(event.type, 'dead_letter', 0, null);
+    this.logger.error('event moved to the dead-letter queue', { attempt: job.attempts, reason: 'attempts_exhausted', error });
+    return { outcome: 'dead', error, persist: () => this.store.events.setStatus(event.id, 'dead_letter', job.maxAttempts, error) };
   }
 }
 
