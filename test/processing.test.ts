@@ -10,6 +10,8 @@ describe('processing accepted events', () => {
   const seen: Record<string, string[]> = { audit: [], billing: [], flaky: [] };
   const flakyFailures = new Map<string, number>();
   const fatalRuns: string[] = [];
+  let answered = false;
+  const answeredWhenStarted: boolean[] = [];
 
   before(async () => {
     t = await startTestService({ JOB_MAX_ATTEMPTS: '4' }, {
@@ -27,6 +29,7 @@ describe('processing accepted events', () => {
         registry.register('order.broken', 'broken', () => { throw new PermanentError('order cannot be fulfilled'); });
         registry.register('order.always-busy', 'busy', () => { throw new Error('still busy'); });
         registry.register('order.fatal', 'fatal', (event: InboundEvent) => { fatalRuns.push(event.eventId); });
+        registry.register('order.observed', 'observer', () => { answeredWhenStarted.push(answered); });
       },
     });
   });
@@ -99,6 +102,15 @@ describe('processing accepted events', () => {
     assert.match(shown.last_error ?? '', /still busy/);
     const metrics = (await request(t.url).get('/metrics')).text;
     assert.match(metrics, /webhook_dead_letter_queue_size [1-9]/);
+  });
+
+  it('answers 202 before a handler starts, so its synchronous work never holds the acknowledgement', async () => {
+    const { id, body } = standardEvent('order.observed');
+    const res = await request(t.url).post('/webhooks/demo').set(standardHeaders(id, body)).send(body);
+    answered = true;
+    assert.equal(res.status, 202);
+    await waitFor('the handler ran', () => answeredWhenStarted.length > 0);
+    assert.deepEqual(answeredWhenStarted, [true]);
   });
 
   it('dead-letters a job whose last allowed run never finished (the process died in it) instead of running it for ever', async () => {

@@ -56,6 +56,8 @@ export class WorkerPool implements JobHandoff {
   private nextPollAt = 0;
   /** Leases given by lease() whose jobs have not been adopted yet (their commit is pending). */
   private granted = 0;
+  /** Adopted this turn, joining `waiting` on the next. */
+  private adopted: Job[] = [];
 
   constructor(private readonly jobs: JobQueue, private readonly options: WorkerPoolOptions) {
     this.batchSize = Math.max(options.concurrency, MIN_BATCH);
@@ -79,7 +81,7 @@ export class WorkerPool implements JobHandoff {
   }
 
   lease(): { owner: string; leaseMs: number } | null {
-    if (this.stopped || this.waiting.length + this.granted >= this.batchSize) return null;
+    if (this.stopped || this.waiting.length + this.adopted.length + this.granted >= this.batchSize) return null;
     this.granted += 1;
     return { owner: this.owner, leaseMs: this.options.leaseMs };
   }
@@ -90,8 +92,18 @@ export class WorkerPool implements JobHandoff {
       this.jobs.release(job.id, this.owner);
       return;
     }
-    this.waiting.push(job);
-    this.fill();
+    // Started on a later turn, not now: jobs are adopted on the way back from their commit, and a
+    // handler's synchronous start would otherwise run before the 202 of its request is written.
+    // Nothing may start them earlier either (a poll or a finishing job fills from `waiting`).
+    this.adopted.push(job);
+    if (this.adopted.length > 1) return;
+    setImmediate(() => {
+      const adopted = this.adopted;
+      this.adopted = [];
+      if (this.stopped) return;
+      this.waiting.push(...adopted);
+      this.fill();
+    });
   }
 
   /** Asks the pool to look for work now (a job was enqueued or became due). */
@@ -112,8 +124,9 @@ export class WorkerPool implements JobHandoff {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    const notStarted = this.waiting;
+    const notStarted = [...this.waiting, ...this.adopted];
     this.waiting = [];
+    this.adopted = [];
     for (const job of notStarted) this.jobs.release(job.id, this.owner);
     const all = Promise.allSettled([...this.running.values()]);
     let timeout: NodeJS.Timeout | undefined;
@@ -129,7 +142,7 @@ export class WorkerPool implements JobHandoff {
 
   private extendLeases(): void {
     // Only the jobs this pool still holds: one whose result failed to save must be let go.
-    const held = [...this.running.keys(), ...this.waiting.map((job) => job.id)];
+    const held = [...this.running.keys(), ...this.waiting.map((job) => job.id), ...this.adopted.map((job) => job.id)];
     if (held.length === 0) return;
     try {
       this.jobs.extendLeases(this.owner, held, this.options.leaseMs);
@@ -159,7 +172,7 @@ export class WorkerPool implements JobHandoff {
     try {
       // Jobs handed over directly (adopt) may keep the buffer from emptying: claiming whenever it
       // has room lets jobs that went through the table (retries, overflow) take their turn.
-      const room = this.batchSize - this.waiting.length;
+      const room = this.batchSize - this.waiting.length - this.adopted.length;
       if (room > 0 && (this.mayHaveDue || polled)) {
         const claimed = this.jobs.claim(this.options.queue, this.owner, room, this.options.leaseMs);
         this.waiting.push(...claimed);
