@@ -37,11 +37,20 @@ async function main(): Promise<void> {
   service.start();
 
   let shuttingDown = false;
+  // Requests under way (their bodies may still be arriving): shutdown waits for them before the store closes.
+  let inFlight = 0;
+  let lastRequestDone: (() => void) | null = null;
+  const requestDone = () => {
+    inFlight -= 1;
+    if (inFlight === 0) lastRequestDone?.();
+  };
   // server.close() stops new connections and closes idle ones, but a connection busy when SIGTERM
   // came stays open: a request arriving on it afterwards is turned away, and the connection closed,
   // rather than accepted while the workers drain and the store closes.
   const server = createServer((req, res) => {
     if (!shuttingDown) {
+      inFlight += 1;
+      res.once('close', requestDone);
       service.app(req, res);
       return;
     }
@@ -70,6 +79,15 @@ async function main(): Promise<void> {
     logger.info('shutting down', { signal, deadline_ms: config.shutdownTimeoutMs });
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
+    // A request already under way is served (its 202 needs the store), within the same deadline.
+    if (inFlight > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => { lastRequestDone = resolve; }),
+        new Promise<void>((resolve) => { timer = setTimeout(resolve, config.shutdownTimeoutMs); }),
+      ]);
+      clearTimeout(timer);
+    }
     const { unfinished } = await service.stop();
     server.closeAllConnections();
     await closed;

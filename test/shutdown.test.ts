@@ -50,6 +50,32 @@ describe('graceful shutdown', () => {
     }
   });
 
+  it('serves a request under way at SIGTERM even when no job keeps the shutdown waiting', async () => {
+    const dir = tempDir('hookwatch-term-idle-');
+    const service = await spawnService({ DATA_DIR: path.join(dir, 'data'), ADMIN_TOKEN, WEBHOOK_SECRET_DEMO: DEMO_SECRET, SHUTDOWN_TIMEOUT: '5s' });
+    const socket = net.connect(service.port, '127.0.0.1');
+    let received = '';
+    socket.on('data', (chunk) => { received += chunk.toString(); });
+    try {
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      const { id, body } = standardEvent('order.created');
+      const text = `POST /webhooks/demo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        Object.entries(standardHeaders(id, body)).map(([name, value]) => `${name}: ${value}\r\n`).join('') + '\r\n' + body;
+      // Headers and most of the body are in when SIGTERM comes; the rest follows.
+      socket.write(text.slice(0, -10));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      service.proc.kill('SIGTERM');
+      await waitFor('shutdown under way', () => service.output.some((line) => line.includes('"message":"shutting down"')));
+      socket.write(text.slice(-10));
+      await waitFor('the answer', () => /\r\n\r\n\{[^\n]*\}$/.test(received));
+      assert.match(received, /^HTTP\/1\.1 202/, received);
+      assert.equal(await service.exited, 0, service.output.join('\n'));
+    } finally {
+      socket.destroy();
+      await service.kill('SIGKILL');
+    }
+  });
+
   it('turns away a request that arrives on a kept-alive connection after SIGTERM, and closes it', async () => {
     const dir = tempDir('hookwatch-term-keepalive-');
     const env = {
