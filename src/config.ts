@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { Webhook } from 'standardwebhooks';
 import { z } from 'zod';
+import { API_SOURCE } from './event-types.js';
 import { parseRetrySchedule, type RetrySchedule } from './outbound/retry-schedule.js';
 import { displayUrl } from './telemetry/outage.js';
 import { parseDuration, parseSize } from './units.js';
@@ -115,8 +117,28 @@ const boolean = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) =
 const httpUrl = z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' });
 const optionalUrl = (env: Env, name: string): string | null =>
   env[name] ? read(env, name, httpUrl, undefined, 'url') : null;
-const whsecSecret = z.string().regex(/^whsec_[A-Za-z0-9+/=]{16,}$/, 'must be a whsec_ secret (whsec_ followed by base64)');
+const whsecSecret = z.string()
+  .regex(/^whsec_[A-Za-z0-9+/=]{16,}$/, 'must be a whsec_ secret (whsec_ followed by base64)')
+  // The regex lets through misplaced padding and bad lengths, which the verifier's library only
+  // refuses when it is built; asking the library itself keeps the two from disagreeing. Its
+  // message is fixed text and never contains the secret.
+  .refine((secret) => {
+    try {
+      new Webhook(secret);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'must be a whsec_ secret whose base64 decodes (look for a misplaced or extra "=")');
 const sourceName = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/**
+ * Source names WEBHOOK_SECRET_<SOURCE> may not take, and why. An inbound source named like the
+ * one the admin API publishes under would lose events as duplicates of published ones.
+ */
+const RESERVED_SOURCES: ReadonlyMap<string, string> = new Map([
+  ['stripe', 'the stripe source is configured with STRIPE_WEBHOOK_SECRET'],
+  [API_SOURCE, `the source name ${API_SOURCE} is reserved for events published through the admin API (POST /api/v1/events)`],
+]);
 
 function readSources(env: Env): Map<string, string[]> {
   const sources = new Map<string, string[]>();
@@ -124,7 +146,8 @@ function readSources(env: Env): Map<string, string[]> {
     if (!name.startsWith('WEBHOOK_SECRET_') || !value) continue;
     const source = name.slice('WEBHOOK_SECRET_'.length).toLowerCase().replaceAll('_', '-');
     if (!sourceName.test(source)) throw new ConfigError(name, 'the source name must be letters, digits, _ or -');
-    if (source === 'stripe') throw new ConfigError(name, 'the stripe source is configured with STRIPE_WEBHOOK_SECRET');
+    const reserved = RESERVED_SOURCES.get(source);
+    if (reserved) throw new ConfigError(name, reserved);
     // Several secrets separated by spaces or commas: the old and the new during a key rotation.
     const secrets = value.split(/[\s,]+/).filter(Boolean).map((secret) => read({ [name]: secret }, name, whsecSecret, undefined, 'hidden'));
     sources.set(source, secrets);

@@ -7,3 +7,9 @@ export const EVENT_PATTERN = /^(\*|[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*(\.\*)?)$/
 export function typeMatches(pattern: string, type: string): boolean {
   return pattern === '*' || pattern === type || (pattern.endsWith('.*') && type.startsWith(pattern.slice(0, -1)));
 }
+
+/**
+ * The source events published through the admin API (POST /api/v1/events) are stored under.
+ * Events are de-duplicated by (source, event id), so no inbound source may take this name.
+ */
+export const API_SOURCE = 'api';

@@ -79,6 +79,46 @@ describe('configuration', () => {
     assert.equal(config.sources.get('my-shop')?.length, 2);
   });
 
+  it('refuses a source named api: published events are stored under it', () => {
+    // Inbound and published events would share (source, event id) idempotency keys.
+    const error = failure({ WEBHOOK_SECRET_API: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' });
+    assert.equal(error.variable, 'WEBHOOK_SECRET_API');
+    assert.match(error.message, /^WEBHOOK_SECRET_API: .*reserved.*admin API/);
+    assert.equal(failure({ WEBHOOK_SECRET_STRIPE: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' }).variable, 'WEBHOOK_SECRET_STRIPE');
+  });
+
+  it('refuses a whsec_ secret the Standard Webhooks library cannot decode, without showing it', () => {
+    for (const secret of ['whsec_abcd====efghijklmnop', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2La=aSw', 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2L=====']) {
+      const error = failure({ WEBHOOK_SECRET_GITHUB: `whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,${secret}` });
+      assert.equal(error.variable, 'WEBHOOK_SECRET_GITHUB');
+      assert.match(error.message, /base64/);
+      assert.ok(!error.message.includes(secret.slice('whsec_'.length)), `${error.message} shows the secret`);
+      assert.match(error.message, /\(got \d+ characters, not shown\)/);
+    }
+  });
+
+  it('stops start-up on an undecodable secret with the message, not a stack trace', () => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      env: { PATH: process.env.PATH ?? '', WEBHOOK_SECRET_GITHUB: 'whsec_abcd====efghijklmnop', DATA_DIR: '/tmp/hookwatch-never-used' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /invalid configuration: WEBHOOK_SECRET_GITHUB: /);
+    assert.ok(!result.stderr.includes('abcd===='), result.stderr);
+    assert.ok(!/\n\s+at /.test(result.stderr), `no stack trace expected:\n${result.stderr}`);
+  });
+
+  it('refuses an exponential retry schedule with too many retries before building it', () => {
+    const started = performance.now();
+    const error = failure({ RETRY_SCHEDULE: 'exp:30s*2x4000000000' });
+    assert.equal(error.variable, 'RETRY_SCHEDULE');
+    assert.match(error.message, /at most 50 retries are allowed, got 4000000000/);
+    assert.ok(performance.now() - started < 1000, 'refused without allocating the schedule');
+    assert.throws(() => parseRetrySchedule('exp:1s*1x51'), /at most 50 retries/);
+    assert.equal(parseRetrySchedule('exp:1s*1x50').length, 50);
+  });
+
   it('parses retry schedules as a list or an exponential form', () => {
     assert.deepEqual(parseRetrySchedule('2m,2m,2m'), [120_000, 120_000, 120_000]);
     assert.deepEqual(parseRetrySchedule('exp:30s*2x4'), [30_000, 60_000, 120_000, 240_000]);

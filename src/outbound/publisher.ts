@@ -4,6 +4,7 @@ import type { Job, JobHandoff, JobScheduler } from '../jobs/queue.js';
 import type { Delivery } from '../store/deliveries.js';
 import type { Endpoint } from '../store/endpoints.js';
 import type { StoredEvent } from '../store/events.js';
+import { API_SOURCE } from '../event-types.js';
 import { timeOrderedId } from '../store/ids.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -11,8 +12,6 @@ import { captureTraceContext } from '../telemetry/trace-context.js';
 import { deliveryJob } from './dispatcher.js';
 import { matchesType } from './subscriptions.js';
 
-/** Events published through POST /api/v1/events are stored under this source. */
-export const API_SOURCE = 'api';
 export const FORWARD_HANDLER = 'outbound.forward';
 
 export const newDeliveryId = (): string => timeOrderedId('dlv');

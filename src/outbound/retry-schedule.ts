@@ -17,7 +17,7 @@ export function parseRetrySchedule(text: string): RetrySchedule {
   const delays = exp
     ? exponential(parseDuration(exp[1] ?? ''), Number(exp[2]), Number(exp[3]))
     : trimmed.split(',').map((part) => parseDuration(part));
-  if (delays.length > MAX_RETRIES) throw new Error(`at most ${MAX_RETRIES} retries are allowed, got ${delays.length}`);
+  if (delays.length > MAX_RETRIES) throw tooManyRetries(delays.length);
   for (const delay of delays) {
     if (delay <= 0) throw new Error('every retry delay must be greater than zero');
     if (delay > MAX_DELAY_MS) throw new Error(`a retry delay of ${formatDuration(delay)} is longer than 7 days`);
@@ -27,7 +27,14 @@ export function parseRetrySchedule(text: string): RetrySchedule {
 
 function exponential(baseMs: number, factor: number, retries: number): number[] {
   if (factor < 1) throw new Error('the exponential factor must be at least 1');
+  // Checked before the array exists: a count in the billions exhausts the heap and kills the
+  // process with a V8 fatal error instead of a configuration error.
+  if (retries > MAX_RETRIES) throw tooManyRetries(retries);
   return Array.from({ length: retries }, (_, i) => Math.round(baseMs * factor ** i));
+}
+
+function tooManyRetries(count: number): Error {
+  return new Error(`at most ${MAX_RETRIES} retries are allowed, got ${count}`);
 }
 
 /** Retry-After is followed up to this long; an endpoint cannot park its deliveries for days. */

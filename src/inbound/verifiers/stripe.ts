@@ -1,32 +1,42 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import Stripe from 'stripe';
 import { badRequest } from '../../http/errors.js';
-import { requireString } from '../payload.js';
+import { parseEventPayload, requireString } from '../payload.js';
 import { headerValue, SignatureError, type VerifiedEvent, type Verifier } from './verifier.js';
 
-/** Stripe's own check (the SDK's constructEvent) on the raw, unparsed body. */
+/**
+ * Stripe's own check (the SDK's signature.verifyHeader) on the raw, unparsed body, then the body
+ * parsed here. Not constructEvent: it throws the same plain Error whether the body is not JSON or
+ * the header tripped the SDK's comparison (an empty `v1=` value, a signature whose UTF-8 byte
+ * length differs from its length in characters), so the two could not be told apart.
+ */
 export class StripeVerifier implements Verifier {
   readonly kind = 'stripe';
+  private readonly signature: NonNullable<typeof Stripe.webhooks.signature>;
 
-  constructor(private readonly secret: string, private readonly toleranceSeconds: number) {}
+  constructor(private readonly secret: string, private readonly toleranceSeconds: number) {
+    const signature = Stripe.webhooks.signature;
+    if (!signature) throw new Error('the Stripe SDK has no webhook signature helper');
+    this.signature = signature;
+  }
 
   verify(rawBody: Buffer, headers: IncomingHttpHeaders): VerifiedEvent {
     const header = headerValue(headers, 'stripe-signature');
     if (!header) throw new SignatureError('missing', 'the Stripe-Signature header is missing');
-    // Decoded once here: given bytes, the SDK decodes them twice itself (to sign, then to parse).
+    // Decoded once here: given bytes, the SDK would decode them itself.
     const text = rawBody.toString('utf8');
-    let event: unknown;
     try {
-      event = Stripe.webhooks.constructEvent(text, header, this.secret, this.toleranceSeconds);
+      this.signature.verifyHeader(text, header, this.secret, this.toleranceSeconds);
     } catch (error) {
       if (error instanceof Stripe.errors.StripeSignatureVerificationError) throw classify(error.message);
-      // The signature matched but the SDK could not parse the body.
-      throw badRequest('malformed_json', `the body is not valid JSON: ${(error as Error).message}`);
+      // Anything else verifyHeader throws comes from a header it could not compare.
+      throw new SignatureError('malformed', 'the Stripe-Signature header could not be parsed');
     }
-    if (event === null || typeof event !== 'object' || Array.isArray(event)) {
-      throw badRequest('invalid_payload', 'the body must be a JSON object');
+    const payload = parseEventPayload(text);
+    // constructEvent refuses these too: a thin event carries no snapshot of the object.
+    if (payload.object === 'v2.core.event') {
+      throw badRequest('invalid_payload', 'a thin event notification (v2.core.event) is not a Stripe webhook event');
     }
-    const payload = event as Record<string, unknown>;
     return {
       eventId: requireString(payload, 'id', 'missing_event_id'),
       type: requireString(payload, 'type', 'missing_event_type'),
