@@ -85,6 +85,8 @@ describe('configuration', () => {
     assert.equal(error.variable, 'WEBHOOK_SECRET_API');
     assert.match(error.message, /^WEBHOOK_SECRET_API: .*reserved.*admin API/);
     assert.equal(failure({ WEBHOOK_SECRET_STRIPE: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' }).variable, 'WEBHOOK_SECRET_STRIPE');
+    // The label requests to unconfigured sources are counted under, which the error-rate alerts leave out.
+    assert.match(failure({ WEBHOOK_SECRET_UNKNOWN: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' }).message, /^WEBHOOK_SECRET_UNKNOWN: .*reserved/);
   });
 
   it('refuses a whsec_ secret the Standard Webhooks library cannot decode, without showing it', () => {
