@@ -1,11 +1,11 @@
 // docker-compose.yml (validated by the real docker-compose, no engine needed), Dockerfile,
 // .env.example, and the Loki and Jaeger configuration, which cannot run here: checked statically.
 import assert from "node:assert/strict";
-import { copyFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { copyFileSync, existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join, posix } from "node:path";
 import { describe, it } from "node:test";
 import { parse } from "yaml";
-import { REPO, readRepoFile, requireBinary, run, tempDir } from "./helpers/prom-tools.js";
+import { REPO, readRepoFile, readRepoYaml, requireBinary, run, tempDir } from "./helpers/prom-tools.js";
 
 interface Service {
   image?: string;
@@ -99,6 +99,61 @@ describe("docker-compose.yml", () => {
     assert.equal(env.DATA_DIR, "/app/data");
     assert.equal(env.ADMIN_TOKEN, "test-token");
     assert.equal(config.services.grafana?.environment?.GF_SECURITY_ADMIN_PASSWORD, "test-password");
+  });
+
+  it("mounts Prometheus's and Alertmanager's configuration as directories, and every file they read resolves through them", () => {
+    // A single-file bind mount pins the file's inode: after `git checkout` or an editor replaces
+    // the file, the container still sees the old one and a reload (scripts/monitoring.sh update)
+    // loads stale configuration. Directory mounts see the replacement.
+    const compose = readRepoYaml<Compose>("docker-compose.yml");
+    const binds = (service: string) =>
+      (compose.services[service]?.volumes ?? []).flatMap((v) => {
+        if (typeof v !== "string" || !v.startsWith("./")) return [];
+        const [source = "", target = ""] = v.split(":");
+        return [{ source: join(REPO, source), target }];
+      });
+    /** The host path behind a container path, through the service's bind mounts (undefined: not mounted). */
+    const hostPath = (service: string, containerPath: string): string | undefined => {
+      const mount = binds(service)
+        .filter((m) => containerPath === m.target || containerPath.startsWith(`${m.target}/`))
+        .sort((a, b) => b.target.length - a.target.length)[0];
+      return mount && join(mount.source, posix.relative(mount.target, containerPath));
+    };
+    const configFile = (service: string): string => {
+      const flag = [compose.services[service]?.command ?? []].flat().find((c) => c.startsWith("--config.file="));
+      assert.ok(flag, `${service}: --config.file`);
+      return flag.slice("--config.file=".length);
+    };
+
+    for (const service of ["prometheus", "alertmanager"]) {
+      assert.ok(binds(service).length > 0, `${service}: bind mounts`);
+      for (const { source, target } of binds(service)) {
+        assert.ok(statSync(source).isDirectory(), `${service}: ${source} is bind-mounted on ${target} as a single file`);
+      }
+    }
+
+    const promConfig = configFile("prometheus");
+    assert.equal(hostPath("prometheus", promConfig), join(REPO, "monitoring/prometheus/prometheus.yml"));
+    const prometheus = readRepoYaml<{ rule_files: string[] }>("monitoring/prometheus/prometheus.yml");
+    for (const rules of prometheus.rule_files) {
+      const host = hostPath("prometheus", posix.resolve(posix.dirname(promConfig), rules));
+      assert.ok(host !== undefined && existsSync(host), `prometheus: rule file ${rules} is not reachable in the container`);
+    }
+
+    const amConfig = configFile("alertmanager");
+    assert.equal(hostPath("alertmanager", amConfig), join(REPO, "monitoring/alertmanager/alertmanager.yml"));
+    const alertmanager = readRepoFile("monitoring/alertmanager/alertmanager.yml");
+    const templates = readRepoYaml<{ templates: string[] }>("monitoring/alertmanager/alertmanager.yml").templates;
+    for (const pattern of templates) {
+      const dir = hostPath("alertmanager", posix.dirname(pattern));
+      assert.ok(dir !== undefined && readdirSync(dir).some((f) => f.endsWith(".tmpl")), `alertmanager: templates ${pattern} are not reachable in the container`);
+    }
+    // The secret files are written by `scripts/monitoring.sh init` into monitoring/alertmanager/secrets.
+    const secrets = [...alertmanager.matchAll(/_file: (\S+)/g)].map((m) => m[1] ?? "");
+    assert.ok(secrets.length >= 3);
+    for (const secret of secrets) {
+      assert.equal(dirname(hostPath("alertmanager", secret) ?? ""), join(REPO, "monitoring/alertmanager/secrets"), `alertmanager: ${secret}`);
+    }
   });
 
   it("starts Prometheus with hot reload, exemplar storage and the admin API", async () => {

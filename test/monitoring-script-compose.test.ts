@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { describeRun, REPO, run, SCRIPT } from './helpers/script-harness.js';
+import { describeRun, pathWithout, REPO, run, SCRIPT } from './helpers/script-harness.js';
 
 describe('scripts/monitoring.sh: compose mode (docker shim)', () => {
   let dir = '';
@@ -59,6 +59,19 @@ describe('scripts/monitoring.sh: compose mode (docker shim)', () => {
     assert.match(result.stdout, /Jaeger +http:\/\/127\.0\.0\.1:16686/);
     assert.match(result.stdout, /mail catcher +http:\/\/127\.0\.0\.1:8025/);
     assert.match(result.stdout, /node-exporter +not published on the host/);
+  });
+
+  it('backup and restore stop at once, with the install hint, when the host has no sqlite3', async () => {
+    // The database is copied inside the container, but checked with the host's sqlite3: without it
+    // the backup used to fail late with a misleading "integrity check" error.
+    const noSqlite = { ...env, PATH: `${join(dir, 'bin')}:${pathWithout(['sqlite3'], join(dir, 'no-sqlite3'))}` };
+    const before = calls().length;
+    for (const args of [['backup'], ['restore', join(dir, 'monitoring-20240101-000000.tar.gz')]]) {
+      const result = await run(SCRIPT, args, { env: noSqlite });
+      assert.equal(result.code, 1, `${args[0]}: ${describeRun(result)}`);
+      assert.match(result.stderr, /missing: sqlite3 \(install: apt-get install sqlite3\)/, args[0]);
+    }
+    assert.deepEqual(calls().slice(before).filter((c) => !/^(info|compose version)$/.test(c)), [], 'no docker compose command was issued');
   });
 
   it('refuses an env file outside the repository, which docker-compose.yml would not read', async () => {

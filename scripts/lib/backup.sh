@@ -118,6 +118,9 @@ backup_manifest() { # DIR NAME
 }
 
 cmd_backup() {
+  # Every mode: even when the copy is made inside the container, the host's sqlite3 checks its
+  # integrity and counts its rows. Checked first, so nothing is snapshotted for a backup that fails.
+  require_commands sqlite3
   prom_require
   probe alertmanager || die "Alertmanager is not ready ($PROBE_DETAIL): start the stack first (scripts/monitoring.sh init)"
   probe hookwatch || warn "hookwatch is not healthy ($PROBE_DETAIL); backing up its database anyway"

@@ -35,7 +35,8 @@ check_components() {
 
 check_targets() {
   local json name job rows
-  json=$(prom_api /api/v1/targets --data-urlencode state=active) || { check_row prometheus "targets" FAIL "$PROM_ERROR"; return; }
+  # 2>&1: on failure json holds Prometheus's error message, shown in the table.
+  json=$(prom_api /api/v1/targets --data-urlencode state=active 2>&1) || { check_row prometheus "targets" FAIL "$json"; return; }
   for name in "${ALL_COMPONENTS[@]}"; do
     component_available "$name" || continue
     job=$(job_of_component "$name")
@@ -69,7 +70,7 @@ expected_rule_count() {
 
 check_prometheus() {
   local json loaded groups bad expected reload
-  json=$(prom_api /api/v1/rules) || { check_row prometheus "rules loaded" FAIL "$PROM_ERROR"; return; }
+  json=$(prom_api /api/v1/rules 2>&1) || { check_row prometheus "rules loaded" FAIL "$json"; return; }
   loaded=$(jq '[.data.groups[].rules[]] | length' <<<"$json")
   groups=$(jq '.data.groups | length' <<<"$json")
   bad=$(jq -r '[.data.groups[].rules[] | select(.health != "ok" and .health != "unknown") | "\(.name): \(.lastError // .health)"] | join("; ")' <<<"$json")
@@ -83,10 +84,11 @@ check_prometheus() {
   else
     check_row prometheus "rules loaded" PASS "$loaded rules in $groups groups, evaluating without errors"
   fi
-  reload=$(prom_value 'prometheus_config_last_reload_successful') || reload=''
-  if [[ $reload == 1 ]]; then check_row prometheus "configuration loaded" PASS "last reload successful"
+  if ! reload=$(prom_value 'prometheus_config_last_reload_successful' 2>&1); then
+    check_row prometheus "configuration loaded" FAIL "$reload"
+  elif [[ $reload == 1 ]]; then check_row prometheus "configuration loaded" PASS "last reload successful"
   else check_row prometheus "configuration loaded" FAIL "prometheus_config_last_reload_successful is ${reload:-absent}"; fi
-  json=$(prom_api /api/v1/alertmanagers) || { check_row alertmanager "Prometheus sends to it" FAIL "$PROM_ERROR"; return; }
+  json=$(prom_api /api/v1/alertmanagers 2>&1) || { check_row alertmanager "Prometheus sends to it" FAIL "$json"; return; }
   local active
   active=$(jq -r '[.data.activeAlertmanagers[].url] | join(", ")' <<<"$json")
   if [[ -n $active ]]; then check_row alertmanager "Prometheus sends to it" PASS "$active"

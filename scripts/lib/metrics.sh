@@ -6,7 +6,7 @@
 # PromQL: the recording rule, or the same figure computed from the raw series.
 Q_REQUEST_RATE='sum(source:webhook_requests:rate5m) or sum(rate(webhook_requests_total[5m]))'
 Q_REQUEST_RATE_BY_SOURCE='source:webhook_requests:rate5m or sum by (source) (rate(webhook_requests_total[5m]))'
-Q_ERROR_RATIO=':webhook_request_errors:ratio_rate5m or (sum(rate(webhook_errors_total{type=~"signature|bad_request|internal"}[5m])) / sum(rate(webhook_requests_total[5m])))'
+Q_ERROR_RATIO=':webhook_request_errors:ratio_rate5m or (sum(rate(webhook_errors_total{source!="unknown",type=~"signature|bad_request|internal"}[5m])) / sum(rate(webhook_requests_total{source!="unknown"}[5m])))'
 Q_P95='histogram_quantile(0.95, sum by (le) (source_le:webhook_request_duration_seconds_bucket:rate5m)) or histogram_quantile(0.95, sum by (le) (rate(webhook_request_duration_seconds_bucket[5m])))'
 Q_QUEUE='sum by (queue) (webhook_queue_size)'
 Q_DLQ='sum(webhook_dead_letter_queue_size)'
@@ -28,14 +28,15 @@ vector_list() { # JSON LABEL FORMATTER
 cmd_metrics() {
   prom_require
   local rate by_source ratio p95 queue dlq deliveries alerts
-  rate=$(prom_value "$Q_REQUEST_RATE") || die "$PROM_ERROR"
-  by_source=$(prom_query "$Q_REQUEST_RATE_BY_SOURCE") || die "$PROM_ERROR"
-  ratio=$(prom_value "$Q_ERROR_RATIO") || die "$PROM_ERROR"
-  p95=$(prom_value "$Q_P95") || die "$PROM_ERROR"
-  queue=$(prom_query "$Q_QUEUE") || die "$PROM_ERROR"
-  dlq=$(prom_value "$Q_DLQ") || die "$PROM_ERROR"
-  deliveries=$(prom_query "$Q_DELIVERY_SUCCESS") || die "$PROM_ERROR"
-  alerts=$(prom_api /api/v1/alerts) || die "$PROM_ERROR"
+  # 2>&1: on failure the variable holds Prometheus's error message instead of the answer.
+  rate=$(prom_value "$Q_REQUEST_RATE" 2>&1) || die "request rate: $rate"
+  by_source=$(prom_query "$Q_REQUEST_RATE_BY_SOURCE" 2>&1) || die "request rate by source: $by_source"
+  ratio=$(prom_value "$Q_ERROR_RATIO" 2>&1) || die "error rate: $ratio"
+  p95=$(prom_value "$Q_P95" 2>&1) || die "p95 latency: $p95"
+  queue=$(prom_query "$Q_QUEUE" 2>&1) || die "queue size: $queue"
+  dlq=$(prom_value "$Q_DLQ" 2>&1) || die "dead-letter queue: $dlq"
+  deliveries=$(prom_query "$Q_DELIVERY_SUCCESS" 2>&1) || die "delivery success: $deliveries"
+  alerts=$(prom_api /api/v1/alerts 2>&1) || die "alerts: $alerts"
 
   say "hookwatch key figures ($MODE mode, Prometheus $PROMETHEUS_URL, $(date -u '+%Y-%m-%d %H:%M:%S UTC'); rates over 5m)"
   local detail

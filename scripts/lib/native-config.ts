@@ -21,6 +21,7 @@
 // Usage: node --import tsx scripts/lib/native-config.ts <prometheus|alertmanager> <input> <output> <spec-json>
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 
 export interface NativeSpec {
@@ -218,7 +219,9 @@ function main(argv: string[]): void {
   for (const note of rewriter.notes) process.stdout.write(`${note}\n`);
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {
+// fileURLToPath, not URL.pathname: the pathname keeps percent-encoding (a space is %20), so in a
+// checkout whose path has a space the comparison failed and nothing was written, silently.
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   try {
     main(process.argv.slice(2));
   } catch (error) {

@@ -2,13 +2,20 @@
 # Prometheus HTTP API helpers (instant and range queries) and number formatting.
 
 # prom_api PATH [curl --data-urlencode args...]: the JSON of a successful API call; fails with
-# Prometheus's own error message otherwise.
+# Prometheus's own error message on stderr otherwise. The message goes to stderr, not into a
+# variable, because callers run this in $(...): a variable set in that subshell never reaches
+# them. On success nothing is written to stderr, so `out=$(prom_... 2>&1) || die "$out"` gets
+# either the answer or the message.
 prom_api() {
   local path=$1 out
   shift
-  out=$(curl -sS --max-time 30 --get "$@" "$PROMETHEUS_URL$path" 2>&1) || { PROM_ERROR="Prometheus at $PROMETHEUS_URL does not answer ($out)"; return 1; }
+  out=$(curl -sS --max-time 30 --get "$@" "$PROMETHEUS_URL$path" 2>&1) || {
+    printf 'Prometheus at %s does not answer (%s)\n' "$PROMETHEUS_URL" "$out" >&2
+    return 1
+  }
   if [[ $(jq -r '.status // empty' <<<"$out" 2>/dev/null) != success ]]; then
-    PROM_ERROR=$(jq -r '"\(.errorType // "error"): \(.error // "unexpected answer")"' <<<"$out" 2>/dev/null || printf '%s' "$out")
+    jq -r '[.errorType, .error // "unexpected answer"] | map(select(. != null and . != "")) | join(": ")' <<<"$out" >&2 2>/dev/null ||
+      printf 'unexpected answer from Prometheus at %s%s: %s\n' "$PROMETHEUS_URL" "$path" "$out" >&2
     return 1
   fi
   printf '%s' "$out"
@@ -35,7 +42,8 @@ prom_range() {
 }
 
 prom_require() {
-  prom_api /api/v1/status/buildinfo >/dev/null || die "$PROM_ERROR (is the stack running? scripts/monitoring.sh init)"
+  local error
+  error=$(prom_api /api/v1/status/buildinfo 2>&1 >/dev/null) || die "$error (is the stack running? scripts/monitoring.sh init)"
 }
 
 # ---- formatting -------------------------------------------------------------------------------

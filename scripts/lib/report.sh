@@ -45,14 +45,18 @@ human_duration() {
 
 utc() { date -u -d "@${1%.*}" '+%Y-%m-%d %H:%M:%S UTC'; }
 
-q() { prom_query "$1" "$RPT_END" || die "query failed: $1: $PROM_ERROR"; }
+q() {
+  local out
+  out=$(prom_query "$1" "$RPT_END" 2>&1) || die "query failed: $1: $out"
+  printf '%s' "$out"
+}
 qv() { q "$1" | jq -r '.[0].value[1] // ""'; }
 
 # Firing intervals of every alert in the period, from the ALERTS series: TSV of
 # alertname, severity, subject, first, last, total seconds, intervals, still firing.
 alert_intervals() {
   local step=$1 matrix
-  matrix=$(prom_range 'ALERTS{alertstate="firing"}' "$RPT_START" "$RPT_END" "$step") || die "query failed: ALERTS: $PROM_ERROR"
+  matrix=$(prom_range 'ALERTS{alertstate="firing"}' "$RPT_START" "$RPT_END" "$step" 2>&1) || die "query failed: ALERTS: $matrix"
   jq -r --argjson step "$step" --argjson until "$RPT_END" '
     .[] | .metric as $m | [.values[][0]] | sort as $t
     | (reduce $t[] as $x ({prev: null, n: 0, total: 0};
@@ -66,7 +70,7 @@ alert_intervals() {
 # Evaluation interval of the running Prometheus, in seconds (15 when it cannot be read).
 evaluation_interval() {
   local yaml value
-  yaml=$(prom_api /api/v1/status/config | jq -r '.data.yaml') || { echo 15; return; }
+  yaml=$(prom_api /api/v1/status/config 2>/dev/null | jq -r '.data.yaml') || { echo 15; return; }
   value=$(awk '/^global:/ { g = 1; next } /^[^ ]/ { g = 0 } g && $1 == "evaluation_interval:" { print $2; exit }' <<<"$yaml")
   duration_seconds "${value:-15s}" || echo 15
 }
@@ -117,7 +121,7 @@ cmd_report() {
   RPT_END=$(date +%s)
   RPT_START=$((RPT_END - seconds))
   local R="[$since]"
-  RPT_RULES=$(prom_api /api/v1/rules) || die "$PROM_ERROR"
+  RPT_RULES=$(prom_api /api/v1/rules 2>&1) || die "rules: $RPT_RULES"
   local step
   step=$(evaluation_interval)
   ((seconds / step > 10000)) && step=$(((seconds + 9999) / 10000))

@@ -139,6 +139,8 @@ cmd_restore() {
   file=$(abspath "$1")
   say "restore ($MODE mode) from $file"
   rprogress 1 "verifying the archive (checksums, manifest, database integrity)"
+  # Every mode: the database's integrity is checked with the host's sqlite3 before anything stops.
+  require_commands sqlite3
   if [[ $MODE == native ]]; then native_require; else compose_require; fi
   restore_verify "$file"
   restore_compare_config

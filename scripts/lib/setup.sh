@@ -140,8 +140,11 @@ cmd_update() {
   stack_validate
   step "reloading Prometheus"
   curl -fsS --max-time 30 -X POST "$PROMETHEUS_URL/-/reload" >/dev/null || die "Prometheus refused the reload (see its log; the previous configuration stays active)"
-  [[ $(prom_value prometheus_config_last_reload_successful) == 1 ]] || die "Prometheus reports the reload failed"
-  note "ok ($(jq -r '[.data.groups[].rules[]] | length' <<<"$(prom_api /api/v1/rules)") rules loaded)"
+  local reloaded rules
+  reloaded=$(prom_value prometheus_config_last_reload_successful 2>&1) || die "could not confirm the reload: $reloaded"
+  [[ $reloaded == 1 ]] || die "Prometheus reports the reload failed"
+  rules=$(prom_api /api/v1/rules 2>&1) || die "could not read the rules after the reload: $rules"
+  note "ok ($(jq -r '[.data.groups[].rules[]] | length' <<<"$rules") rules loaded)"
   step "reloading Alertmanager"
   curl -fsS --max-time 30 -X POST "$ALERTMANAGER_URL/-/reload" >/dev/null || die "Alertmanager refused the reload (see its log; the previous configuration stays active)"
   local am_metrics

@@ -1,7 +1,7 @@
 // Harness for test/monitoring-script*.test.ts: runs scripts/monitoring.sh against a private native
 // stack (temp state dir, random ports), and guarantees that every process it started is stopped.
 import { spawn } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { freePort } from './prom-tools.js';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
@@ -44,6 +44,23 @@ export function requireCommands(names: readonly string[]): void {
   throw new Error(`missing on PATH: ${missing.join(', ')}; install with: apt-get install ${packages.join(' ')}`);
 }
 
+/**
+ * A directory of links to every command on PATH except `names`, to use as PATH: the script then
+ * runs as on a machine where those commands are not installed.
+ */
+export function pathWithout(names: readonly string[], dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  const seen = new Set(names);
+  for (const entry of (process.env.PATH ?? '').split(delimiter)) {
+    if (!entry || !existsSync(entry)) continue;
+    for (const name of readdirSync(entry)) {
+      if (seen.has(name)) continue;
+      seen.add(name);
+      symlinkSync(join(entry, name), join(dir, name));
+    }
+  }
+  return dir;
+}
 
 export interface RunResult {
   code: number | null;
