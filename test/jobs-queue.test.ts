@@ -26,6 +26,12 @@ function poolSetup(name: string, pollMs: number, run: JobRunner, slots: { concur
   return { db, queue, pool };
 }
 
+/** Starts the pool and waits for its first look at the table: until then new jobs queue behind whatever the table holds. */
+async function startPool(pool: WorkerPool): Promise<void> {
+  pool.start();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+}
+
 describe('the durable job queue', () => {
   it('hands each due job to exactly one claimant, oldest first', () => {
     const { queue } = setup();
@@ -146,7 +152,7 @@ describe('the worker pool', () => {
       ran.push(job.ref);
       return { outcome: 'done' };
     });
-    pool.start();
+    await startPool(pool);
     const handed = (ref: string) => {
       const { leased } = queue.enqueueFor({ queue: 'events', kind: 'k', ref, maxAttempts: 3 }, pool);
       assert.ok(leased, 'the pool has room');
@@ -170,7 +176,7 @@ describe('the worker pool', () => {
       ran.push(job.ref);
       return { outcome: 'done' };
     });
-    pool.start();
+    await startPool(pool);
     queue.enqueue({ queue: 'events', kind: 'k', ref: 'due-later', maxAttempts: 3, runAt: Date.now() + 150 });
     const until = Date.now() + 800;
     for (let i = 0; Date.now() < until && !ran.includes('due-later'); i++) {
@@ -183,6 +189,34 @@ describe('the worker pool', () => {
     await pool.stop(1_000);
   });
 
+  it('keeps a job that went to the table from being overtaken by a steady stream of new ones', async () => {
+    const ran: number[] = [];
+    // One slot and a 3 ms job against a job offered every millisecond: the pool's buffer fills,
+    // later jobs go to the table, and the stream goes on while they wait there.
+    const { queue, pool } = poolSetup('pool-fair', 3_600_000, async (job) => {
+      await new Promise((resolve) => setTimeout(resolve, 3));
+      ran.push(Number(job.ref));
+      return { outcome: 'done' };
+    }, { concurrency: 1 });
+    await startPool(pool);
+    const total = 300;
+    let tabled = 0;
+    for (let i = 0; i < total; i++) {
+      const { leased } = queue.enqueueFor({ queue: 'events', kind: 'k', ref: String(i), maxAttempts: 3 }, pool);
+      if (leased) pool.adopt(leased);
+      else tabled += 1;
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    const deadline = Date.now() + 20_000;
+    while (ran.length < total && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    await pool.stop(1_000);
+    assert.equal(ran.length, total, 'every job ran');
+    assert.ok(tabled > 0, 'some jobs went through the table');
+    // How many jobs offered after it ran before it, for the worst-off job.
+    const overtaken = Math.max(...ran.map((job, at) => ran.slice(0, at).filter((earlier) => earlier > job).length));
+    assert.ok(overtaken <= 32, `no job waits behind more than a batch of newer ones (worst: ${overtaken})`);
+  });
+
   it("saves a job's result and its runner's writes only while it holds the lease", async () => {
     const persisted: string[] = [];
     const { db, queue, pool } = poolSetup('pool-lease', 3_600_000, async (job) => {
@@ -190,7 +224,7 @@ describe('the worker pool', () => {
       if (job.ref === 'stolen') db.prepare("UPDATE jobs SET lease_owner = 'other' WHERE id = ?").run(job.id);
       return { outcome: 'done', persist: () => { persisted.push(job.ref); } };
     });
-    pool.start();
+    await startPool(pool);
     const ids = ['kept', 'stolen'].map((ref) => {
       const { leased } = queue.enqueueFor({ queue: 'events', kind: 'k', ref, maxAttempts: 3 }, pool);
       assert.ok(leased);
@@ -214,7 +248,7 @@ describe('the worker pool', () => {
       ran.push(job.ref);
       return { outcome: 'done' };
     }, { concurrency: 1, leaseMs: 300 });
-    pool.start();
+    await startPool(pool);
     for (const ref of ['long', 'behind']) {
       const { leased } = queue.enqueueFor({ queue: 'events', kind: 'k', ref, maxAttempts: 3 }, pool);
       assert.ok(leased);

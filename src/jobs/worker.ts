@@ -50,6 +50,7 @@ export class WorkerPool implements JobHandoff {
    * Whether the table may hold due jobs this pool has not claimed: set when one is enqueued there
    * (not handed over) or a claim came back full, cleared when a claim comes back short. Waking
    * claims only then; the periodic poll claims regardless (retries falling due, expired leases).
+   * While it is set, no new job is handed over (see lease()).
    */
   private mayHaveDue = true;
   /** When the next claim is due whatever the flag says; a wake-up must not push it back. */
@@ -82,6 +83,9 @@ export class WorkerPool implements JobHandoff {
 
   lease(): { owner: string; leaseMs: number } | null {
     if (this.stopped || this.waiting.length + this.adopted.length + this.granted >= this.batchSize) return null;
+    // While older jobs may be waiting in the table, a new job queues behind them there: handing it
+    // over would let a steady stream of new jobs keep those waiting until the stream stops.
+    if (this.mayHaveDue) return null;
     this.granted += 1;
     return { owner: this.owner, leaseMs: this.options.leaseMs };
   }
