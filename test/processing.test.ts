@@ -87,6 +87,8 @@ describe('processing accepted events', () => {
     const replayedStatus = await waitFor('dead again after replay', async () => { const s = await statusOf(id); return s.status === 'dead_letter' && s.history.filter((h) => h.handler === 'broken').length === 2 ? s : undefined; });
     assert.equal(seen.audit!.filter((e) => e === eventId).length, 1, 'audit succeeded before the replay and must not run again');
     assert.equal(replayedStatus.history.filter((h) => h.handler === 'audit').length, 1);
+    assert.deepEqual(replayedStatus.history.filter((h) => h.handler === 'broken').map((h) => h.attempt), [1, 2], 'the replay is numbered on from the first run');
+    assert.equal(replayedStatus.attempts, 2);
 
     const again = (await admin('get', '/api/v1/dead-letters')).body.data as { id: number; ref: string }[];
     const replayed = again.find((d) => d.ref === id);

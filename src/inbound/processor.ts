@@ -48,7 +48,10 @@ export class EventProcessor {
     // Only a job that ran before can find handlers that already succeeded: a retry, or a replay
     // from the dead-letter queue (which starts counting attempts again but keeps the last error).
     const ranBefore = job.attempts > 1 || job.lastError !== null;
-    const done = ranBefore ? this.store.events.succeededHandlers(event.id) : new Set<string>();
+    const prior = ranBefore ? this.store.events.priorRuns(event.id) : { succeeded: new Set<string>(), lastAttempt: 0 };
+    const done = prior.succeeded;
+    // The job's count restarts at a replay; the event's history goes on from its last recorded run.
+    const attempt = Math.max(job.attempts, prior.lastAttempt + 1);
     const matching = this.registry.match(event.type);
     if (matching.length === 0 && this.logger.isDebugEnabled()) this.logger.debug('no handler matched the event type; recorded as processed', { handlers: 0 });
     const handlers = matching.filter((h) => !done.has(h.name));
@@ -58,24 +61,24 @@ export class EventProcessor {
       const t0 = process.hrtime.bigint();
       try {
         await inSpan('webhook.handler', { 'webhook.handler': handler.name, 'webhook.event_type': event.type }, () => handler.handle(event));
-        runs.push({ attempt: job.attempts, handler: handler.name, outcome: 'success', error: null, durationMs: ms(t0), at });
+        runs.push({ attempt, handler: handler.name, outcome: 'success', error: null, durationMs: ms(t0), at });
       } catch (error) {
         const err = error instanceof Error ? error : new Error(String(error));
         const outcome = err instanceof PermanentError ? 'permanent_error' : 'temporary_error';
-        runs.push({ attempt: job.attempts, handler: handler.name, outcome, error: err.message, durationMs: ms(t0), at });
+        runs.push({ attempt, handler: handler.name, outcome, error: err.message, durationMs: ms(t0), at });
       }
     }));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     // The handler runs and the event's new state commit together with the job's outcome.
     const persist = (status: EventStatus, error: string | null) => () => {
       for (const run of runs) this.store.events.recordHandlerRun(event.id, run);
-      this.store.events.setStatus(event.id, status, job.attempts, error);
+      this.store.events.setStatus(event.id, status, attempt, error);
     };
 
     const failures = runs.filter((run) => run.outcome !== 'success');
     if (failures.length === 0) {
       this.metrics.eventProcessed(event.type, 'success', seconds, (this.clock.now() - event.receivedAt) / 1000);
-      this.logger.info('event processed', { attempt: job.attempts, handlers: handlers.length, duration_ms: seconds * 1000 });
+      this.logger.info('event processed', { attempt, handlers: handlers.length, duration_ms: seconds * 1000 });
       return { outcome: 'done', persist: persist('processed', null) };
     }
 
@@ -84,12 +87,12 @@ export class EventProcessor {
     const permanent = failures.some((f) => f.outcome === 'permanent_error');
     if (permanent || job.attempts >= job.maxAttempts) {
       this.metrics.eventProcessed(event.type, 'dead_letter', seconds, null);
-      this.logger.error('event moved to the dead-letter queue', { attempt: job.attempts, reason: permanent ? 'permanent_error' : 'attempts_exhausted', error: summary });
+      this.logger.error('event moved to the dead-letter queue', { attempt, reason: permanent ? 'permanent_error' : 'attempts_exhausted', error: summary });
       return { outcome: 'dead', error: summary, persist: persist('dead_letter', summary) };
     }
     const delay = backoffDelay(this.backoff, job.attempts);
     this.metrics.eventProcessed(event.type, 'retry', seconds, null);
-    this.logger.warn('event processing failed; will retry', { attempt: job.attempts, retry_in_ms: delay, error: summary });
+    this.logger.warn('event processing failed; will retry', { attempt, retry_in_ms: delay, error: summary });
     return { outcome: 'retry', runAt: this.clock.now() + delay, error: summary, persist: persist('retrying', summary) };
   }
 

@@ -151,8 +151,8 @@ export class EventStore {
          VALUES (@eventPk, @attempt, @handler, @outcome, @error, @durationMs, @at)`),
       runs: db.prepare<[string], { attempt: number; handler: string; outcome: HandlerOutcome; error: string | null; duration_ms: number; at: number }>(
         'SELECT attempt, handler, outcome, error, duration_ms, at FROM handler_runs WHERE event_pk = ? ORDER BY id'),
-      succeededHandlers: db.prepare<[string], { handler: string }>(
-        "SELECT DISTINCT handler FROM handler_runs WHERE event_pk = ? AND outcome = 'success'"),
+      priorRuns: db.prepare<[string], { handler: string; outcome: HandlerOutcome; attempt: number }>(
+        'SELECT handler, outcome, attempt FROM handler_runs WHERE event_pk = ?'),
     };
   }
 
@@ -231,9 +231,18 @@ export class EventStore {
     }));
   }
 
-  /** Handlers that already succeeded for this event: a retry runs only the others. */
-  succeededHandlers(eventPk: string): Set<string> {
-    return new Set(this.statements.succeededHandlers.all(eventPk).map((row) => row.handler));
+  /**
+   * What earlier runs of this event left: the handlers that succeeded (a retry runs only the
+   * others) and the last attempt recorded (a replay from the dead-letter queue numbers on from it).
+   */
+  priorRuns(eventPk: string): { succeeded: Set<string>; lastAttempt: number } {
+    const succeeded = new Set<string>();
+    let lastAttempt = 0;
+    for (const row of this.statements.priorRuns.all(eventPk)) {
+      if (row.outcome === 'success') succeeded.add(row.handler);
+      lastAttempt = Math.max(lastAttempt, row.attempt);
+    }
+    return { succeeded, lastAttempt };
   }
 
   /** Drops every cached key; called when a transaction that may have cached one rolls back. */
