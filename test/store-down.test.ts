@@ -18,13 +18,12 @@ describe('a store that cannot write', () => {
     assert.ok(line, `${name} is exported`);
     return Number(line.split(' ')[1]);
   };
-  const post = () => {
-    const { body } = stripeEvent('invoice.paid');
-    return request(t.url).post('/webhooks/stripe').set(stripeHeaders(body)).send(body);
-  };
+  const post = (body = stripeEvent('invoice.paid').body) =>
+    request(t.url).post('/webhooks/stripe').set(stripeHeaders(body)).send(body);
 
   it('answers 503 store_unavailable with Retry-After, reports webhook_db_up 0 and an unhealthy database, and recovers once writes commit again', async () => {
-    assert.equal((await post()).status, 202);
+    const first = stripeEvent('invoice.paid').body;
+    assert.equal((await post(first)).status, 202);
     assert.equal(await metric('webhook_db_up'), 1);
 
     const pages = t.service.store.db.pragma('page_count', { simple: true }) as number;
@@ -46,6 +45,12 @@ describe('a store that cannot write', () => {
     assert.equal(health.status, 503);
     assert.ok(health.body.failed.includes('database'));
     assert.match(String(health.body.checks.database.write_error), /SQLITE_FULL/);
+
+    // A redelivery is answered from what is stored; its transaction commits without writing, which
+    // says nothing about whether the store can write again.
+    assert.equal((await post(first)).status, 200);
+    assert.equal(await metric('webhook_db_up'), 0, 'a commit that wrote nothing does not bring the store back');
+    assert.equal((await request(t.url).get('/health')).status, 503);
 
     t.service.store.db.pragma('max_page_count = 1073741823');
     assert.equal((await post()).status, 202);

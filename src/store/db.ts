@@ -157,8 +157,11 @@ export class GroupCommit {
   private scheduled = false;
   private readonly rollbackListeners: (() => void)[] = [];
   private failing: string | null = null;
+  private readonly changes: Database.Statement<[], number>;
 
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Db) {
+    this.changes = db.prepare<[], number>('SELECT total_changes()').pluck();
+  }
 
   /**
    * Why the last write failed when the store itself could not write (see storageFailure); null
@@ -167,6 +170,18 @@ export class GroupCommit {
    */
   get writeFailure(): string | null {
     return this.failing;
+  }
+
+  /**
+   * Only a commit that wrote rows shows the store can write again: SQLite commits a transaction
+   * that only read (a redelivered event's duplicate check) even on a full disk.
+   */
+  private changesWhileFailing(): number {
+    return this.failing === null ? 0 : this.changes.get() ?? 0;
+  }
+
+  private committed(changesBefore: number): void {
+    if (this.failing !== null && (this.changes.get() ?? 0) > changesBefore) this.failing = null;
   }
 
   private noteFailure(error: unknown): void {
@@ -180,9 +195,10 @@ export class GroupCommit {
 
   /** Runs fn in a transaction of its own (outside any group); a rollback is reported like a group's. */
   transaction<T>(fn: () => T): T {
+    const before = this.changesWhileFailing();
     try {
       const value = this.db.transaction(fn)();
-      this.failing = null;
+      this.committed(before);
       return value;
     } catch (error) {
       this.noteFailure(error);
@@ -211,6 +227,7 @@ export class GroupCommit {
     // Calls rarely fail, so the group first runs without a savepoint per call; only when one
     // fails is the group rolled back and run again with each call isolated in its own savepoint.
     const values: unknown[] = [];
+    const before = this.changesWhileFailing();
     try {
       this.db.transaction(() => {
         for (const item of batch) values.push(item.fn());
@@ -222,12 +239,13 @@ export class GroupCommit {
       else this.commitIsolated(batch);
       return;
     }
-    this.failing = null;
+    this.committed(before);
     batch.forEach((item, i) => item.resolve(values[i]));
   }
 
   private commitIsolated(batch: GroupedCall[]): void {
     const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+    const before = this.changesWhileFailing();
     try {
       this.db.transaction(() => {
         for (const item of batch) {
@@ -247,7 +265,8 @@ export class GroupCommit {
     }
     // A call that failed because the store cannot write leaves the failure standing.
     const failures = outcomes.map((outcome) => (outcome.ok ? null : storageFailure(outcome.error))).filter((f) => f !== null);
-    this.failing = failures[0] ?? null;
+    if (failures[0]) this.failing = failures[0];
+    else this.committed(before);
     batch.forEach((item, i) => {
       const outcome = outcomes[i];
       if (outcome?.ok) item.resolve(outcome.value);
