@@ -77,6 +77,8 @@ async function main(): Promise<void> {
     if (shuttingDown) return;
     shuttingDown = true;
     logger.info('shutting down', { signal, deadline_ms: config.shutdownTimeoutMs });
+    // One deadline for all of it: requests under way, then running jobs get what is left.
+    const deadline = Date.now() + config.shutdownTimeoutMs;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     // A request already under way is served (its 202 needs the store), within the same deadline.
@@ -88,7 +90,7 @@ async function main(): Promise<void> {
       ]);
       clearTimeout(timer);
     }
-    const { unfinished } = await service.stop();
+    const { unfinished } = await service.stop(Math.max(0, deadline - Date.now()));
     server.closeAllConnections();
     await closed;
     logger.info('stopped', { unfinished_jobs_released: unfinished });

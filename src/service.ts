@@ -42,8 +42,8 @@ export interface Service {
   outbound: Outbound;
   /** Starts the workers and the periodic purge. */
   start(): void;
-  /** Stops the workers (waiting up to the shutdown deadline) and closes the store. */
-  stop(): Promise<{ unfinished: number }>;
+  /** Stops the workers (waiting for running jobs up to `deadlineMs`, SHUTDOWN_TIMEOUT unless given) and closes the store. */
+  stop(deadlineMs?: number): Promise<{ unfinished: number }>;
   shuttingDown(): boolean;
 }
 
@@ -156,10 +156,10 @@ export async function createService(config: Config, options: ServiceOptions = {}
       purgeTimer = setInterval(purge, 60_000);
       purgeTimer.unref();
     },
-    async stop() {
+    async stop(deadlineMs = config.shutdownTimeoutMs) {
       stopping = true;
       if (purgeTimer) clearInterval(purgeTimer);
-      const [result, outboundResult] = await Promise.all([eventWorkers.stop(config.shutdownTimeoutMs), outbound.stop(config.shutdownTimeoutMs)]);
+      const [result, outboundResult] = await Promise.all([eventWorkers.stop(deadlineMs), outbound.stop(deadlineMs)]);
       await store.close();
       return { unfinished: result.unfinished + outboundResult.unfinished };
     },

@@ -76,6 +76,46 @@ describe('graceful shutdown', () => {
     }
   });
 
+  it('keeps to one SHUTDOWN_TIMEOUT when both a stalled request and a running job hold it up', async () => {
+    const dir = tempDir('hookwatch-term-deadline-');
+    const recordDb = path.join(dir, 'recorded.db');
+    const service = await spawnService({
+      DATA_DIR: path.join(dir, 'data'), ADMIN_TOKEN, WEBHOOK_SECRET_DEMO: DEMO_SECRET, SHUTDOWN_TIMEOUT: '2s',
+      HANDLERS_MODULE: 'test/fixtures/recording-handlers.ts', RECORD_DB: recordDb, HANDLER_DELAY_MS: '60000',
+    });
+    const socket = net.connect(service.port, '127.0.0.1');
+    const connected = new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    try {
+      const running = standardEvent('order.created');
+      const posted = await fetch(`${service.url}/webhooks/demo`, { method: 'POST', headers: standardHeaders(running.id, running.body), body: running.body });
+      assert.equal(posted.status, 202);
+      await waitFor('the handler running', () => {
+        const db = new Database(recordDb, { readonly: true, fileMustExist: false });
+        try { return (db.prepare('SELECT count(*) AS n FROM runs').get() as { n: number }).n > 0; } catch { return false; } finally { db.close(); }
+      });
+      await connected;
+      const stalled = standardEvent('order.created');
+      const text = `POST /webhooks/demo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${Buffer.byteLength(stalled.body)}\r\n` +
+        Object.entries(standardHeaders(stalled.id, stalled.body)).map(([name, value]) => `${name}: ${value}\r\n`).join('') + '\r\n' + stalled.body;
+      // The rest of this body never comes.
+      socket.write(text.slice(0, -10));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      service.proc.kill('SIGTERM');
+      assert.equal(await service.exited, 0, service.output.join('\n'));
+      const at = (message: string) => {
+        const line = service.output.find((l) => l.includes(`"message":"${message}"`));
+        assert.ok(line, `logged ${message}`);
+        return Date.parse((JSON.parse(line) as { timestamp: string }).timestamp);
+      };
+      const tookMs = at('stopped') - at('shutting down');
+      // Two deadlines one after the other would take 4 s; the margin is for a busy machine.
+      assert.ok(tookMs >= 1_900 && tookMs < 3_200, `stopped ${tookMs} ms after SIGTERM with a 2 s SHUTDOWN_TIMEOUT`);
+    } finally {
+      socket.destroy();
+      await service.kill('SIGKILL');
+    }
+  });
+
   it('turns away a request that arrives on a kept-alive connection after SIGTERM, and closes it', async () => {
     const dir = tempDir('hookwatch-term-keepalive-');
     const env = {
