@@ -304,7 +304,7 @@ describe('outbound delivery', () => {
     assert.deepEqual(r.requests.map((req) => req.id), ids, 'each event once, in the order published');
   });
 
-  it('keeps a delivery cancelled when its endpoint is deleted while an attempt is on the wire, leaving no dead letter or health behind', async () => {
+  it('keeps a delivery cancelled when its endpoint is deleted while an attempt is on the wire, leaving no dead letter, health or metric series behind', async () => {
     let requests = 0;
     let endpointId = '';
     let deleted: Promise<number> | null = null;
@@ -330,6 +330,8 @@ describe('outbound delivery', () => {
     assert.ok(!dead.some((job) => job.delivery?.id === id), 'no dead letter for a deleted endpoint');
     const health = t.service.store.db.prepare('SELECT count(*) AS n FROM endpoint_health WHERE endpoint_id = ?').get(endpointId) as { n: number };
     assert.equal(health.n, 0, 'the deleted endpoint has no failure-monitor state again');
+    const series = (await request(t.url).get('/metrics')).text.split('\n').filter((line) => !line.startsWith('#') && line.includes(endpointId));
+    assert.deepEqual(series, [], 'the attempt that came back does not bring the deleted endpoint\'s series back');
   });
 
   it('keeps a delivered delivery delivered when a manual re-send fails, so recover does not send it again', async () => {

@@ -44,6 +44,12 @@ export class Metrics {
   private readonly counters: { metric: { name: string }; name: string }[];
   private rendering: Promise<unknown> = Promise.resolve();
   private readonly allowedTypes: ReadonlySet<string>;
+  /**
+   * Endpoints deleted in this process: an attempt still on the wire when its endpoint went would
+   * otherwise bring the series back, and dashboards would show a deleted endpoint as down.
+   * Endpoint ids are never reused.
+   */
+  private readonly removedEndpoints = new Set<string>();
   private gaugeSources: GaugeSources | null = null;
 
   constructor(options: { eventTypeAllowlist: readonly string[]; defaultMetrics?: boolean }) {
@@ -88,6 +94,7 @@ export class Metrics {
   }
 
   endpointRemoved(endpoint: string): void {
+    this.removedEndpoints.add(endpoint);
     const set = this.set;
     set.deliveries.remove({ endpoint });
     set.deliveryRetries.remove({ endpoint });
@@ -151,6 +158,7 @@ export class Metrics {
   }
 
   deliveryAttempted(endpoint: string, outcome: DeliveryOutcome, seconds: number): void {
+    if (this.removedEndpoints.has(endpoint)) return;
     const set = this.set;
     set.deliveries.inc({ endpoint });
     if (outcome.retry) set.deliveryRetries.inc({ endpoint });
