@@ -192,3 +192,27 @@ describe('processing accepted events', () => {
     }
   });
 });
+
+describe('a replayed event whose run never finishes', () => {
+  let t: TestService;
+  before(async () => { t = await startTestService({ JOB_MAX_ATTEMPTS: '4' }, { registerHandlers(r) { r.register('order.fatal', 'fatal', () => {}); } }); });
+  after(() => t.close());
+
+  it('is given up with an attempt count that does not go back below its history', async () => {
+    const store = t.service.store;
+    const pk = store.transaction(() => store.events.insert({ source: 'demo', eventId: 'evt_fatal_replayed', type: 'order.fatal', rawPayload: '{}', requestId: 'r' }, 60_000));
+    // Runs 1–4 failed and were dead-lettered; the replay's runs were numbered 5–7; its 4th run
+    // took the process down, and the job comes back past its attempts once the lease runs out.
+    store.transaction(() => {
+      for (let attempt = 1; attempt <= 7; attempt++) store.events.recordHandlerRun(pk, { attempt, handler: 'fatal', outcome: 'temporary_error', error: 'x', durationMs: 1, at: Date.now() });
+      store.events.setStatus(pk, 'retrying', 7, 'x');
+    });
+    const jobId = store.transaction(() => t.service.jobs.enqueue({ queue: 'events', kind: 'event.process', ref: pk, maxAttempts: 4 }));
+    store.db.prepare("UPDATE jobs SET status = 'running', attempts = 4, last_error = 'x', lease_owner = 'crashed', lease_expires_at = ? WHERE id = ?").run(Date.now() - 1000, jobId);
+    const shown = await waitFor('dead-lettered', async () => {
+      const s = (await request(t.url).get(`/api/v1/events/${pk}`).set('authorization', `Bearer ${ADMIN_TOKEN}`)).body as { status: string; attempts: number };
+      return s.status === 'dead_letter' ? s : undefined;
+    });
+    assert.equal(shown.attempts, 8, 'the run after the seven recorded');
+  });
+});

@@ -106,7 +106,10 @@ export class EventProcessor {
     const error = `gave up after ${job.maxAttempts} attempts: the last did not finish (the process stopped while it ran)`;
     this.metrics.eventProcessed(event.type, 'dead_letter', 0, null);
     this.logger.error('event moved to the dead-letter queue', { attempt: job.attempts, reason: 'attempts_exhausted', error });
-    return { outcome: 'dead', error, persist: () => this.store.events.setStatus(event.id, 'dead_letter', job.maxAttempts, error) };
+    // After a replay the job counts from 1 again while the event's history goes on: the count
+    // shown must not go back below the runs already recorded.
+    const attempts = Math.max(job.attempts - 1, this.store.events.priorRuns(event.id).lastAttempt + 1);
+    return { outcome: 'dead', error, persist: () => this.store.events.setStatus(event.id, 'dead_letter', attempts, error) };
   }
 }
 
