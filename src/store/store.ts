@@ -17,8 +17,9 @@ export class Store {
 
   private constructor(readonly db: Db, clock: Clock, timer: QueryTimer, observer: CacheObserver, private readonly checkpointer: Checkpointer | null) {
     const seenKeys = new TtlCache<string>('idempotency', { maxEntries: 50_000, ttlMs: 3_600_000, now: () => clock.now(), observer });
-    // Sized for the events between being stored and their deliveries' first attempts under load.
-    const contents = new TtlCache<EventContent>('events', { maxEntries: 4_096, ttlMs: 60_000, now: () => clock.now(), observer });
+    // Sized for the events between being stored and their deliveries' first attempts under load:
+    // jobs queue in order behind a backlog, which reached about 5,000 in the pipeline benchmark.
+    const contents = new TtlCache<EventContent>('events', { maxEntries: 16_384, ttlMs: 60_000, now: () => clock.now(), observer });
     this.events = new EventStore(db, clock, timer, seenKeys, contents);
     const endpointCache = new TtlCache<Endpoint | Endpoint[]>('endpoints', { maxEntries: 10_000, ttlMs: 30_000, now: () => clock.now(), observer });
     this.endpoints = new EndpointStore(db, clock, timer, endpointCache);
