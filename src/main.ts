@@ -79,6 +79,7 @@ async function main(): Promise<void> {
     logger.info('shutting down', { signal, deadline_ms: config.shutdownTimeoutMs });
     // One deadline for all of it: requests under way, then running jobs get what is left.
     const deadline = Date.now() + config.shutdownTimeoutMs;
+    const remaining = () => Math.max(0, deadline - Date.now());
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     // A request already under way is served (its 202 needs the store), within the same deadline.
@@ -86,11 +87,11 @@ async function main(): Promise<void> {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         new Promise<void>((resolve) => { lastRequestDone = resolve; }),
-        new Promise<void>((resolve) => { timer = setTimeout(resolve, config.shutdownTimeoutMs); }),
+        new Promise<void>((resolve) => { timer = setTimeout(resolve, remaining()); }),
       ]);
       clearTimeout(timer);
     }
-    const { unfinished } = await service.stop(Math.max(0, deadline - Date.now()));
+    const { unfinished } = await service.stop(remaining());
     server.closeAllConnections();
     await closed;
     logger.info('stopped', { unfinished_jobs_released: unfinished });
