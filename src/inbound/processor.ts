@@ -49,12 +49,10 @@ export class EventProcessor {
     // from the dead-letter queue (which starts counting attempts again but keeps the last error).
     const ranBefore = job.attempts > 1 || job.lastError !== null;
     const prior = ranBefore ? this.store.events.priorRuns(event.id) : { succeeded: new Set<string>(), lastAttempt: 0 };
-    const done = prior.succeeded;
-    // The job's count restarts at a replay; the event's history goes on from its last recorded run.
-    const attempt = Math.max(job.attempts, prior.lastAttempt + 1);
+    const attempt = runNumber(job.attempts, prior.lastAttempt);
     const matching = this.registry.match(event.type);
     if (matching.length === 0 && this.logger.isDebugEnabled()) this.logger.debug('no handler matched the event type; recorded as processed', { handlers: 0 });
-    const handlers = matching.filter((h) => !done.has(h.name));
+    const handlers = matching.filter((h) => !prior.succeeded.has(h.name));
     const runs: HandlerRun[] = [];
     await Promise.all(handlers.map(async (handler) => {
       const at = this.clock.now();
@@ -106,11 +104,16 @@ export class EventProcessor {
     const error = `gave up after ${job.maxAttempts} attempts: the last did not finish (the process stopped while it ran)`;
     this.metrics.eventProcessed(event.type, 'dead_letter', 0, null);
     this.logger.error('event moved to the dead-letter queue', { attempt: job.attempts, reason: 'attempts_exhausted', error });
-    // After a replay the job counts from 1 again while the event's history goes on: the count
-    // shown must not go back below the runs already recorded.
-    const attempts = Math.max(job.attempts - 1, this.store.events.priorRuns(event.id).lastAttempt + 1);
+    // The run that did not finish was the job's previous one.
+    const attempts = runNumber(job.attempts - 1, this.store.events.priorRuns(event.id).lastAttempt);
     return { outcome: 'dead', error, persist: () => this.store.events.setStatus(event.id, 'dead_letter', attempts, error) };
   }
 }
+
+/**
+ * The number a job's run has in its event's history: the job counts from 1 again after a replay
+ * from the dead-letter queue, while the history goes on from its last recorded run.
+ */
+const runNumber = (jobAttempt: number, lastRecorded: number): number => Math.max(jobAttempt, lastRecorded + 1);
 
 const ms = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e6;
