@@ -172,14 +172,15 @@ export class GroupCommit {
     return this.failing;
   }
 
-  /**
-   * Only a commit that wrote rows shows the store can write again: SQLite commits a transaction
-   * that only read (a redelivered event's duplicate check) even on a full disk.
-   */
+  /** Rows changed so far, read only while a failure stands (committed() needs it only then). */
   private changesWhileFailing(): number {
     return this.failing === null ? 0 : this.changes.get() ?? 0;
   }
 
+  /**
+   * Only a commit that wrote rows shows the store can write again: SQLite commits a transaction
+   * that only read (a redelivered event's duplicate check) even on a full disk.
+   */
   private committed(changesBefore: number): void {
     if (this.failing !== null && (this.changes.get() ?? 0) > changesBefore) this.failing = null;
   }
