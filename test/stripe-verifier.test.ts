@@ -39,6 +39,17 @@ describe('Stripe verifier', () => {
     assertMalformedSignature(refusal(body, `t=${now()},v1=${'é'.padEnd(64, '0')}`));
   });
 
+  it('refuses a timestamp that is not a number as malformed, and a wrong signature beside a good one as mismatch', () => {
+    const { body } = stripeEvent();
+    const good = Stripe.webhooks.generateTestHeaderString({ payload: body, secret: STRIPE_SECRET });
+    const v1 = good.split(',').find((part) => part.startsWith('v1=')) ?? assert.fail('no v1 in the test header');
+    assertMalformedSignature(refusal(body, `t=abc,${v1}`));
+    assertMalformedSignature(refusal(body, `t=,${v1}`));
+    const wrong = refusal(body, `t=${now()},v1=${'0'.repeat(64)}`);
+    assert.ok(wrong instanceof SignatureError);
+    assert.equal(wrong.reason, 'mismatch');
+  });
+
   it('refuses a correctly signed body that is not JSON as malformed_json', () => {
     const body = '{"id": "evt_1", "type": ';
     const header = Stripe.webhooks.generateTestHeaderString({ payload: body, secret: STRIPE_SECRET });

@@ -28,7 +28,7 @@ export class StripeVerifier implements Verifier {
     try {
       this.signature.verifyHeader(text, header, this.secret, this.toleranceSeconds);
     } catch (error) {
-      if (error instanceof Stripe.errors.StripeSignatureVerificationError) throw classify(error.message);
+      if (error instanceof Stripe.errors.StripeSignatureVerificationError) throw classify(error.message, header);
       // Anything else verifyHeader throws comes from a header it could not compare.
       throw new SignatureError('malformed', 'the Stripe-Signature header could not be parsed');
     }
@@ -46,9 +46,19 @@ export class StripeVerifier implements Verifier {
 }
 
 // The SDK reports every failure as StripeSignatureVerificationError; its message tells which.
-function classify(message: string): SignatureError {
+function classify(message: string, header: string): SignatureError {
   if (message.startsWith('Timestamp outside the tolerance zone')) return new SignatureError('expired', 'the signature timestamp is outside the tolerance window');
+  // The SDK reads `t=abc` as NaN, signs the body with it and so reports a mismatch.
+  if (message.startsWith('No signatures found matching') && !hasNumericTimestamp(header)) {
+    return new SignatureError('malformed', 'the Stripe-Signature header has no numeric timestamp (t=)');
+  }
   if (message.startsWith('No signatures found matching')) return new SignatureError('mismatch', 'no signature in Stripe-Signature matches the body');
   if (message.startsWith('No stripe-signature header')) return new SignatureError('missing', 'the Stripe-Signature header is missing');
   return new SignatureError('malformed', 'the Stripe-Signature header could not be parsed');
+}
+
+/** Read as the SDK reads it: the last `t=` entry, through parseInt. */
+function hasNumericTimestamp(header: string): boolean {
+  const value = header.split(',').map((part) => part.split('=')).filter(([key]) => key === 't').at(-1)?.[1];
+  return value !== undefined && !Number.isNaN(Number.parseInt(value, 10));
 }
