@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import { Webhook } from 'standardwebhooks';
@@ -241,6 +243,27 @@ describe('outbound delivery', () => {
     assert.equal(d.status, 'pending');
   });
 
+  it('keeps the status of a response whose body stalls past DELIVERY_TIMEOUT', async () => {
+    const stalling = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('partial');
+    });
+    await new Promise<void>((resolve) => stalling.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(stalling.address() as AddressInfo).port}/hook`;
+      assert.equal((await admin(t, 'post', '/api/v1/webhooks').send({ url, events: ['stall.thing'] })).status, 201);
+      const id = (await publish(t, 'stall.thing', {})).deliveries[0]?.id ?? '';
+      await waitSettled(id, 1);
+      const attempt = (await delivery(id)).attempt_log[0];
+      assert.equal(attempt?.reason, 'timeout');
+      assert.equal(attempt?.status_code, 200);
+      assert.equal(attempt?.ok, false);
+    } finally {
+      stalling.closeAllConnections();
+      await new Promise<void>((resolve) => stalling.close(() => resolve()));
+    }
+  });
+
   it('records a connection error and honours Retry-After on 429 within bounds', async () => {
     const closed = await receiver();
     const url = closed.url;
@@ -443,9 +466,10 @@ describe('outbound destinations', () => {
     }
   });
 
-  it('does not follow redirects', async () => {
+  it('does not follow redirects, and shows their Location without credentials', async () => {
     const target = await Receiver.start();
-    const r = await Receiver.start(() => ({ status: 307, headers: { location: target.url } }));
+    const secretLocation = target.url.replace('http://', 'http://user:pa55word@') + '?token=s3cret-api-key';
+    const r = await Receiver.start(() => ({ status: 307, headers: { location: secretLocation } }));
     const t = await startOutboundService();
     try {
       await registerEndpoint(t, r, ['*']);
@@ -453,12 +477,31 @@ describe('outbound destinations', () => {
       await waitFor('attempt recorded', () => (t.service.store.deliveries.get(id)?.attempts ?? 0) >= 1);
       const attempt = t.service.store.deliveries.attempts(id)[0];
       assert.equal(attempt?.statusCode, 307);
-      assert.match(attempt?.error ?? '', /not followed/);
+      assert.equal(attempt?.error, `HTTP 307 (redirect to ${target.url} not followed)`);
       assert.equal(target.requests.length, 0);
     } finally {
       await t.close();
       await r.close();
       await target.close();
+    }
+  });
+
+  it('has a connection for every delivery slot, so no attempt waits for a socket inside its deadline', async () => {
+    // 80 answers held 2 s each against a 3 s deadline: an attempt queued behind 64 pooled
+    // sockets would wait 2 s for one and then time out.
+    const r = await Receiver.start(() => ({ status: 200, body: 'ok', delayMs: 2000 }));
+    const t = await startOutboundService({ DELIVERY_CONCURRENCY: '100', DELIVERY_TIMEOUT: '3s' });
+    try {
+      await registerEndpoint(t, r, ['wide.thing']);
+      const published = await Promise.all(Array.from({ length: 80 }, (_, i) => publish(t, 'wide.thing', { i })));
+      const ids = published.map((p) => p.deliveries[0]?.id ?? '');
+      await waitFor('80 first attempts recorded', () => ids.every((id) => (t.service.store.deliveries.get(id)?.attempts ?? 0) >= 1));
+      const failed = ids.map((id) => t.service.store.deliveries.attempts(id)[0]).filter((attempt) => !attempt?.ok);
+      assert.deepEqual(failed.map((attempt) => attempt?.error), []);
+      assert.equal(r.answered, 80);
+    } finally {
+      await t.close();
+      await r.close();
     }
   });
 });

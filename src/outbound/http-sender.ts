@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { DeliveryFailureReason } from '../telemetry/metrics.js';
+import { displayUrl } from '../telemetry/outage.js';
 import { DestinationRefusedError, guardedLookup, literalRefusal } from './destination-guard.js';
 
 export interface OutboundRequest {
@@ -46,9 +47,11 @@ export function parseRetryAfter(value: string | undefined, now: number): number 
 
 type Agents = { 'http:': http.Agent; 'https:': https.Agent };
 
+// No cap on sockets per endpoint: the worker pool already bounds the attempts in flight, and a
+// request queued here for a socket would spend its deadline waiting inside hookwatch.
 const keepAliveAgents = (): Agents => ({
-  'http:': new http.Agent({ keepAlive: true, maxSockets: 64 }),
-  'https:': new https.Agent({ keepAlive: true, maxSockets: 64 }),
+  'http:': new http.Agent({ keepAlive: true }),
+  'https:': new https.Agent({ keepAlive: true }),
 });
 
 /**
@@ -90,7 +93,7 @@ function send(request: OutboundRequest, agents: Agents): Promise<SendResult> {
   try {
     url = new URL(request.url);
   } catch {
-    return Promise.resolve(failure('connection', `invalid URL ${request.url}`));
+    return Promise.resolve(failure('connection', `invalid URL ${displayUrl(request.url)}`));
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return Promise.resolve(failure('connection', `unsupported protocol ${url.protocol}`));
   if (!request.allowPrivate) {
@@ -101,6 +104,8 @@ function send(request: OutboundRequest, agents: Agents): Promise<SendResult> {
   return new Promise<SendResult>((resolve) => {
     let settled = false;
     let timedOut = false;
+    // A deadline that passes after the status line arrived still reports that status.
+    let responded: number | null = null;
     const finish = (result: SendResult) => {
       if (settled) return;
       settled = true;
@@ -120,12 +125,13 @@ function send(request: OutboundRequest, agents: Agents): Promise<SendResult> {
     }, request.timeoutMs);
 
     req.on('error', (error: NodeJS.ErrnoException) => {
-      if (timedOut) finish(failure('timeout', error.message));
+      if (timedOut) finish(failure('timeout', error.message, responded));
       else if (error instanceof DestinationRefusedError) finish(failure('connection', error.message));
       else finish(failure('connection', `${error.code ?? error.name}: ${error.message}`));
     });
     req.on('response', (res) => {
       const status = res.statusCode ?? 0;
+      responded = status;
       const chunks: Buffer[] = [];
       let kept = 0;
       let seen = 0;
@@ -151,7 +157,8 @@ function send(request: OutboundRequest, agents: Agents): Promise<SendResult> {
         }
         const header = res.headers['retry-after'];
         const retryAfterMs = status === 429 || status === 503 ? parseRetryAfter(Array.isArray(header) ? header[0] : header, Date.now()) : null;
-        const redirect = status >= 300 && status < 400 ? ` (redirect to ${res.headers.location ?? '?'} not followed)` : '';
+        // Shown like the endpoint's own URL: a Location may carry the query's credentials along.
+        const redirect = status >= 300 && status < 400 ? ` (redirect to ${res.headers.location ? displayUrl(res.headers.location) : '?'} not followed)` : '';
         finish({ ...failure(reason, `HTTP ${status}${redirect}`, status, body), retryAfterMs });
       };
       res.on('end', done);
