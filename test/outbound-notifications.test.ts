@@ -139,8 +139,14 @@ describe('telling people about failing endpoints', () => {
   });
 
   it('keeps the monitor state across a restart: nothing lost, nothing repeated', async () => {
+    const fine = await registerEndpoint(t, endpoint, ['fine.*']);
+    await attempt('fine.thing', undefined);
     await t.close();
     t = await start();
+    // webhook_endpoint_up comes back from the saved health, not only with each endpoint's next attempt.
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    const up = (ep: EndpointBody) => new RegExp(`^webhook_endpoint_up\\{endpoint="${ep.id}"\\} (\\d+)$`, 'm').exec(metrics)?.[1];
+    assert.deepEqual([up(fine), up(streaky), up(six)], ['1', '0', '0']);
     // six's window already notified: another failure must not send a second email.
     await attempt('six.thing', 500);
     assert.equal(mailsFor(six).length, 1);

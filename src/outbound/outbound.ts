@@ -77,7 +77,7 @@ export class Outbound {
     });
     this.publisher.handOffTo(this.pool);
     // Every known endpoint's counters exist at 0 from start-up, so its first failure is counted.
-    for (const endpoint of store.endpoints.list()) metrics.endpointRegistered(endpoint.id);
+    for (const endpoint of store.endpoints.list()) metrics.endpointRegistered(endpoint.id, store.endpointHealth.get(endpoint.id).lastOk);
   }
 
   private run = (job: Job): Promise<JobResult> => {

@@ -86,8 +86,10 @@ export class Metrics {
     set.byType.inc({ source, event_type: 'other' }, 0);
   }
 
-  endpointRegistered(endpoint: string): void {
+  /** `lastOk`: how the endpoint's last attempt went, as saved before a restart (null: none yet). */
+  endpointRegistered(endpoint: string, lastOk: boolean | null = null): void {
     const set = this.set;
+    if (lastOk !== null) set.endpointUp.set({ endpoint }, lastOk ? 1 : 0);
     set.deliveries.inc({ endpoint }, 0);
     set.deliveryRetries.inc({ endpoint }, 0);
     for (const reason of DELIVERY_FAILURE_REASONS) set.deliveryFailures.inc({ endpoint, reason }, 0);
