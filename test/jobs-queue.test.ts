@@ -123,12 +123,17 @@ describe('the durable job queue', () => {
     assert.equal(job?.traceContext?.traceparent, '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
   });
 
-  it('reports the oldest due job\'s age', () => {
-    const { queue, advance } = setup();
+  it('reports how long the most overdue job has waited past its due time, not counting jobs scheduled later', () => {
+    const { queue, advance, clock } = setup();
     assert.equal(queue.oldestPendingAgeMs('events'), 0);
+    queue.enqueue({ queue: 'events', kind: 'k', ref: 'later', maxAttempts: 3, runAt: clock.now() + 120_000 });
+    advance(60_000);
+    assert.equal(queue.oldestPendingAgeMs('events'), 0, 'a retry scheduled for later is not overdue');
     queue.enqueue({ queue: 'events', kind: 'k', ref: 'r', maxAttempts: 3 });
     advance(7_000);
     assert.equal(queue.oldestPendingAgeMs('events'), 7_000);
+    advance(60_000);
+    assert.equal(queue.oldestPendingAgeMs('events'), 67_000, 'from the earlier due time of the two');
   });
 });
 

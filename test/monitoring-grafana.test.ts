@@ -93,7 +93,7 @@ describe("grafana dashboards", () => {
       "hookwatch-overview": [/Request rate/, /Error rate/, /Response time percentiles/, /Queue size/, /Processing time/, /^gauge:/m],
       "hookwatch-performance": [/^heatmap:Request latency/m, /Process memory/, /Process CPU/, /Database/, /Cache/],
       "hookwatch-events": [/Event type distribution/, /Processing success rate/, /Accepted events/, /Event queue/],
-      "hookwatch-deliveries": [/Success rate by endpoint/, /Failures by reason/, /Retries/, /Endpoint up/, /Dead-letter queue/, /Oldest pending delivery/],
+      "hookwatch-deliveries": [/Success rate by endpoint/, /Failures by reason/, /Retries/, /Endpoint up/, /Dead-letter queue/, /Sender lag/],
     };
     for (const [uid, patterns] of Object.entries(need)) for (const p of patterns) assert.match(titles(uid), p, uid);
   });

@@ -106,24 +106,24 @@ export function deliveries(): dashboard.Dashboard {
       )
       .withPanel(
         statPanel({
-          title: "Oldest pending delivery",
-          description: "Age of the oldest delivery still waiting to be sent or retried: how far behind the sender is.",
+          title: "Sender lag",
+          description: "How long the most overdue delivery has waited past its due time: how far behind the sender is. A delivery waiting for its next scheduled retry is not overdue.",
           unit: "s",
           height: 6,
           thresholds: [[300, "orange"], [3600, "red"]],
-          queries: [{ expr: "max(webhook_oldest_pending_delivery_age_seconds)", legend: "oldest" }],
+          queries: [{ expr: "max(webhook_oldest_pending_delivery_age_seconds)", legend: "lag" }],
         }),
       )
       .withPanel(
         timeseriesPanel({
           title: "Delivery backlog",
-          description: "Deliveries waiting to be sent, and the age of the oldest one.",
+          description: "Deliveries waiting to be sent (due or scheduled for a retry), and how far behind the sender is.",
           unit: "short",
           min: 0,
           width: 24,
           queries: [
             { expr: 'sum(webhook_queue_size{queue="deliveries"})', legend: "waiting" },
-            { expr: "max(webhook_oldest_pending_delivery_age_seconds)", legend: "oldest age (s)" },
+            { expr: "max(webhook_oldest_pending_delivery_age_seconds)", legend: "lag (s)" },
           ],
         }),
       ),

@@ -90,7 +90,7 @@ export class InstrumentSet {
       const size = whileReadable(() => sources()?.deadLetterSize() ?? 0);
       if (size !== undefined) this.set(size);
     } });
-    new client.Gauge({ name: 'webhook_oldest_pending_delivery_age_seconds', help: 'Age of the oldest outbound delivery not yet delivered, in seconds (0 when none).', registers, collect() {
+    new client.Gauge({ name: 'webhook_oldest_pending_delivery_age_seconds', help: 'How long the most overdue delivery job has waited past its due time, in seconds (0 when the sender keeps up; a delivery waiting for its next scheduled retry is not overdue).', registers, collect() {
       const age = whileReadable(() => sources()?.oldestPendingDeliveryAgeSeconds() ?? 0);
       if (age !== undefined) this.set(age);
     } });
