@@ -20,7 +20,7 @@ import { webhooksRouter } from './api/webhooks.js';
 import { Outbound } from './outbound/outbound.js';
 import { Store } from './store/store.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
-import { Metrics } from './telemetry/metrics.js';
+import { Metrics, QUEUES } from './telemetry/metrics.js';
 
 export interface ServiceOptions {
   clock?: Clock;
@@ -83,7 +83,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
   accept.handOffTo(eventWorkers);
 
   metrics.setGaugeSources({
-    queueSizes: () => ({ events: jobs.pendingCount('events'), deliveries: jobs.pendingCount('deliveries') }),
+    queueSizes: () => ({ events: jobs.pendingCount('events'), deliveries: jobs.pendingCount('deliveries'), notifications: jobs.pendingCount('notifications') }),
     deadLetterSize: () => jobs.deadCount(),
     oldestPendingDeliveryAgeSeconds: () => jobs.oldestPendingAgeMs('deliveries') / 1000,
     dbConnections: () => ({ open: store.isOpen ? 1 : 0 }),
@@ -118,8 +118,8 @@ export async function createService(config: Config, options: ServiceOptions = {}
       name: 'queue',
       run: () => ({
         ok: true,
-        pending: jobs.pendingCount('events') + jobs.pendingCount('deliveries'),
-        oldest_pending_age_seconds: Math.round(Math.max(jobs.oldestPendingAgeMs('events'), jobs.oldestPendingAgeMs('deliveries')) / 1000),
+        pending: QUEUES.reduce((sum, queue) => sum + jobs.pendingCount(queue), 0),
+        oldest_pending_age_seconds: Math.round(Math.max(...QUEUES.map((queue) => jobs.oldestPendingAgeMs(queue))) / 1000),
         dead_letter: jobs.deadCount(),
       }),
     },

@@ -64,7 +64,8 @@ describe('telling people about failing endpoints', () => {
   async function attempt(type: string, status: number | undefined): Promise<void> {
     const published = await publish(t, type, status ? { status } : {});
     const id = published.deliveries[0]?.id ?? '';
-    await waitFor(`attempt of ${type}`, () => (t.service.store.deliveries.get(id)?.attempts ?? 0) === 1 && t.service.jobs.pendingCount('deliveries') === 0);
+    await waitFor(`attempt of ${type}`, () => (t.service.store.deliveries.get(id)?.attempts ?? 0) === 1
+      && t.service.jobs.pendingCount('deliveries') === 0 && t.service.jobs.pendingCount('notifications') === 0);
   }
 
   const mailsFor = (ep: EndpointBody) => smtp.mails.filter((mail) => mail.text?.includes(ep.id));
@@ -172,5 +173,28 @@ describe('telling people about failing endpoints', () => {
     const enabled = await admin(t, 'patch', `/api/v1/webhooks/${ep.id}`).send({ disabled: false });
     assert.equal(enabled.body.disabled, false);
     await attempt('gone.thing', undefined);
+  });
+});
+
+describe('notifications while an endpoint hangs', () => {
+  it('sends the error webhook while the hanging endpoint\'s backlog still fills every delivery slot', async () => {
+    const errorHook = await Receiver.start(() => ({ status: 200 }), '/errors');
+    const hanging = await Receiver.start(() => 'hang');
+    // Two delivery slots, six deliveries: the third failure comes with four still due or on the
+    // wire. Queued behind them, the error webhook would wait for two more timeouts.
+    const t = await startOutboundService({ DELIVERY_CONCURRENCY: '2', DELIVERY_TIMEOUT: '1500ms', RETRY_SCHEDULE: 'none', ERROR_WEBHOOK_URL: errorHook.url });
+    try {
+      await registerEndpoint(t, hanging, ['stuck.*']);
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) ids.push((await publish(t, 'stuck.thing', { i })).deliveries[0]?.id ?? '');
+      await waitFor('the error webhook', () => errorHook.requests.length > 0, 30_000);
+      const attempted = ids.filter((id) => (t.service.store.deliveries.get(id)?.attempts ?? 0) > 0).length;
+      assert.equal(attempted, 4, 'it arrived while the last two deliveries were still on the wire');
+      assert.equal(hanging.held, 2);
+    } finally {
+      await t.close();
+      await hanging.close();
+      await errorHook.close();
+    }
   });
 });

@@ -11,7 +11,7 @@ export interface DeadLetterHooks {
 }
 
 const listQuery = z.object({
-  queue: z.enum(['events', 'deliveries']).optional(),
+  queue: z.enum(['events', 'deliveries', 'notifications']).optional(),
   limit: limitParam,
   after: z.coerce.number().int().min(0).default(0),
 }).strict();

@@ -10,6 +10,9 @@ import type { EmailMessage, ErrorWebhookBody } from './messages.js';
 
 export const ERROR_WEBHOOK_JOB = 'notify.error_webhook';
 export const OWNER_EMAIL_JOB = 'notify.owner_email';
+export const NOTIFICATION_QUEUE = 'notifications';
+/** Notifications are few; a handful of slots keeps one slow SMTP server from holding up the error webhook. */
+export const NOTIFICATION_CONCURRENCY = 4;
 
 export interface NotifierOptions {
   errorWebhookUrl: string | null;
@@ -45,7 +48,7 @@ export class Notifier {
       this.logger.info('error webhook not sent: ERROR_WEBHOOK_URL is not set', { endpoint: endpointId, code: body.code });
       return;
     }
-    this.jobs.enqueue({ queue: 'deliveries', kind: ERROR_WEBHOOK_JOB, ref: endpointId, payload: { body }, maxAttempts: this.options.maxAttempts, requestId });
+    this.jobs.enqueue({ queue: NOTIFICATION_QUEUE, kind: ERROR_WEBHOOK_JOB, ref: endpointId, payload: { body }, maxAttempts: this.options.maxAttempts, requestId });
   }
 
   /** Call inside the transaction that recorded the deciding attempt. `message.to` are the owners. */
@@ -55,7 +58,7 @@ export class Notifier {
       this.logger.warn('owner email not sent', { endpoint: endpointId, subject: message.subject, why: to.length === 0 ? 'no owner emails and no ALERT_EMAIL_TO' : 'SMTP_URL is not set' });
       return;
     }
-    this.jobs.enqueue({ queue: 'deliveries', kind: OWNER_EMAIL_JOB, ref: endpointId, payload: { message: { ...message, to } }, maxAttempts: this.options.maxAttempts, requestId });
+    this.jobs.enqueue({ queue: NOTIFICATION_QUEUE, kind: OWNER_EMAIL_JOB, ref: endpointId, payload: { message: { ...message, to } }, maxAttempts: this.options.maxAttempts, requestId });
   }
 
   run = async (job: Job): Promise<JobResult> => {

@@ -10,7 +10,7 @@ import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { DELIVERY_JOB, Dispatcher, deliveryJob } from './dispatcher.js';
 import { HttpSender } from './http-sender.js';
-import { ERROR_WEBHOOK_JOB, Notifier, OWNER_EMAIL_JOB } from './notifier.js';
+import { ERROR_WEBHOOK_JOB, NOTIFICATION_CONCURRENCY, NOTIFICATION_QUEUE, Notifier, OWNER_EMAIL_JOB } from './notifier.js';
 import { FORWARD_HANDLER, Publisher } from './publisher.js';
 import { generateSecret } from './signer.js';
 
@@ -37,7 +37,8 @@ export const newEndpointId = (): string => `ep_${randomUUID().replaceAll('-', ''
 
 /**
  * The sending side, assembled: endpoints, publishing, the delivery worker pool on queue
- * 'deliveries', notifications. The composition root wires it in with a handful of lines.
+ * 'deliveries', notifications and their pool on queue 'notifications'. The composition root
+ * wires it in with a handful of lines.
  */
 export class Outbound {
   readonly publisher: Publisher;
@@ -45,6 +46,11 @@ export class Outbound {
   private readonly notifier: Notifier;
   private readonly sender = new HttpSender();
   private readonly pool: WorkerPool;
+  /**
+   * Error webhooks and owner emails have slots of their own: they report an endpoint that is
+   * failing, often by hanging, and would otherwise queue behind its backlog of timing-out attempts.
+   */
+  private readonly notificationPool: WorkerPool;
   private readonly store: Store;
   private readonly jobs: JobQueue;
   private readonly metrics: Metrics;
@@ -76,10 +82,14 @@ export class Outbound {
       queue: 'deliveries', concurrency: config.delivery.concurrency, leaseMs: config.worker.leaseMs, pollMs: config.worker.pollMs, run: this.run, logger,
     });
     this.publisher.handOffTo(this.pool);
+    this.notificationPool = new WorkerPool(jobs, {
+      queue: NOTIFICATION_QUEUE, concurrency: NOTIFICATION_CONCURRENCY, leaseMs: config.worker.leaseMs, pollMs: config.worker.pollMs, run: this.run, logger,
+    });
     // Every known endpoint's counters exist at 0 from start-up, so its first failure is counted.
     for (const endpoint of store.endpoints.list()) metrics.endpointRegistered(endpoint.id, store.endpointHealth.get(endpoint.id).lastOk);
   }
 
+  // Both pools run any kind: notifications queued on 'deliveries' by an earlier version still go out.
   private run = (job: Job): Promise<JobResult> => {
     if (job.kind === DELIVERY_JOB) return this.dispatcher.run(job);
     if (job.kind === ERROR_WEBHOOK_JOB || job.kind === OWNER_EMAIL_JOB) return this.notifier.run(job);
@@ -88,13 +98,14 @@ export class Outbound {
 
   start(): void {
     this.pool.start();
+    this.notificationPool.start();
   }
 
   async stop(deadlineMs: number): Promise<{ unfinished: number }> {
-    const result = await this.pool.stop(deadlineMs);
+    const [deliveries, notifications] = await Promise.all([this.pool.stop(deadlineMs), this.notificationPool.stop(deadlineMs)]);
     this.notifier.close();
     this.sender.close();
-    return result;
+    return { unfinished: deliveries.unfinished + notifications.unfinished };
   }
 
   createEndpoint(input: { url: string; events: string[]; description: string; ownerEmails: string[] }): Endpoint {
@@ -185,6 +196,7 @@ export class Outbound {
           paused: endpoints.filter((e) => e.paused).length,
           disabled: endpoints.filter((e) => e.disabledAt !== null).length,
           workers_active: this.pool.activeCount,
+          notifications_active: this.notificationPool.activeCount,
         };
       },
     };

@@ -16,6 +16,7 @@ import { activeTraceId } from './trace-context.js';
  */
 
 export type { GaugeSources, QueueName } from './instruments.js';
+export { QUEUES } from './instruments.js';
 
 export type SignatureFailureReason = 'missing' | 'malformed' | 'mismatch' | 'expired';
 export type InboundErrorType = 'signature' | 'bad_request' | 'rate_limited' | 'processing' | 'internal';
