@@ -12,6 +12,7 @@ describe('processing accepted events', () => {
   const fatalRuns: string[] = [];
   let answered = false;
   const answeredWhenStarted: boolean[] = [];
+  const brokenAttempts: number[] = [];
 
   before(async () => {
     t = await startTestService({ JOB_MAX_ATTEMPTS: '4' }, {
@@ -26,7 +27,10 @@ describe('processing accepted events', () => {
             throw new TemporaryError(`upstream busy (${failures + 1})`);
           }
         });
-        registry.register('order.broken', 'broken', () => { throw new PermanentError('order cannot be fulfilled'); });
+        registry.register('order.broken', 'broken', (event: InboundEvent) => {
+          brokenAttempts.push(event.attempt);
+          throw new PermanentError('order cannot be fulfilled');
+        });
         registry.register('order.always-busy', 'busy', () => { throw new Error('still busy'); });
         registry.register('order.fatal', 'fatal', (event: InboundEvent) => { fatalRuns.push(event.eventId); });
         registry.register('order.observed', 'observer', () => { answeredWhenStarted.push(answered); });
@@ -88,6 +92,7 @@ describe('processing accepted events', () => {
     assert.equal(seen.audit!.filter((e) => e === eventId).length, 1, 'audit succeeded before the replay and must not run again');
     assert.equal(replayedStatus.history.filter((h) => h.handler === 'audit').length, 1);
     assert.deepEqual(replayedStatus.history.filter((h) => h.handler === 'broken').map((h) => h.attempt), [1, 2], 'the replay is numbered on from the first run');
+    assert.deepEqual(brokenAttempts, [1, 2], 'the handler is told the same numbers as the history');
     assert.equal(replayedStatus.attempts, 2);
 
     const again = (await admin('get', '/api/v1/dead-letters')).body.data as { id: number; ref: string }[];

@@ -2,7 +2,7 @@ import type { Clock } from '../clock.js';
 import { backoffDelay, type BackoffPolicy } from '../jobs/backoff.js';
 import type { Job } from '../jobs/queue.js';
 import type { JobResult } from '../jobs/worker.js';
-import type { EventStatus, HandlerRun } from '../store/events.js';
+import type { EventContent, EventStatus, HandlerRun } from '../store/events.js';
 import type { Store } from '../store/store.js';
 import { runWithContext } from '../telemetry/context.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -30,26 +30,26 @@ export class EventProcessor {
     if (!stored) return Promise.resolve({ outcome: 'done' });
     const context = { request_id: job.requestId ?? undefined, source: stored.source, event_id: stored.eventId, event_type: stored.type, job_id: job.id };
     return runWithContext(context, () =>
-      inSpan('webhook.process', { 'webhook.source': stored.source, 'webhook.event_type': stored.type, 'job.attempt': job.attempts }, async () => {
-        // An own getter, not a class's: a handler that spreads or serialises the event keeps the
-        // payload. It is parsed only if a handler reads it (the built-in forwarder does not).
-        const event: InboundEvent = {
-          id: stored.id, eventId: stored.eventId, source: stored.source, type: stored.type,
-          get payload() { return stored.payload; },
-          requestId: stored.requestId, receivedAt: stored.receivedAt, attempt: job.attempts,
-        };
-        return this.process(job, event);
-      }, contextFrom(job.traceContext)));
+      inSpan('webhook.process', { 'webhook.source': stored.source, 'webhook.event_type': stored.type, 'job.attempt': job.attempts },
+        () => this.process(job, stored), contextFrom(job.traceContext)));
   };
 
-  private async process(job: Job, event: InboundEvent): Promise<JobResult> {
-    if (job.attempts > job.maxAttempts) return this.abandon(job, event);
+  private async process(job: Job, stored: EventContent): Promise<JobResult> {
+    if (job.attempts > job.maxAttempts) return this.abandon(job, stored);
     const started = process.hrtime.bigint();
     // Only a job that ran before can find handlers that already succeeded: a retry, or a replay
     // from the dead-letter queue (which starts counting attempts again but keeps the last error).
     const ranBefore = job.attempts > 1 || job.lastError !== null;
-    const prior = ranBefore ? this.store.events.priorRuns(event.id) : { succeeded: new Set<string>(), lastAttempt: 0 };
+    const prior = ranBefore ? this.store.events.priorRuns(stored.id) : { succeeded: new Set<string>(), lastAttempt: 0 };
+    // Handlers see the run's number in the event's history, so a replay does not say "1" again.
     const attempt = runNumber(job.attempts, prior.lastAttempt);
+    // An own getter, not a class's: a handler that spreads or serialises the event keeps the
+    // payload. It is parsed only if a handler reads it (the built-in forwarder does not).
+    const event: InboundEvent = {
+      id: stored.id, eventId: stored.eventId, source: stored.source, type: stored.type,
+      get payload() { return stored.payload; },
+      requestId: stored.requestId, receivedAt: stored.receivedAt, attempt,
+    };
     const matching = this.registry.match(event.type);
     if (matching.length === 0 && this.logger.isDebugEnabled()) this.logger.debug('no handler matched the event type; recorded as processed', { handlers: 0 });
     const handlers = matching.filter((h) => !prior.succeeded.has(h.name));
@@ -100,7 +100,7 @@ export class EventProcessor {
    * attempts the job is dead-lettered without running again: otherwise one such event would stop
    * the service after every restart, for ever.
    */
-  private abandon(job: Job, event: InboundEvent): JobResult {
+  private abandon(job: Job, event: EventContent): JobResult {
     const error = `gave up after ${job.maxAttempts} attempts: the last did not finish (the process stopped while it ran)`;
     this.metrics.eventProcessed(event.type, 'dead_letter', 0, null);
     this.logger.error('event moved to the dead-letter queue', { attempt: job.attempts, reason: 'attempts_exhausted', error });
