@@ -61,6 +61,10 @@ describe('configuration', () => {
       [{ ERROR_WEBHOOK_URL: 'ftp://alerts:S3cretHookPw@hooks.example.com/x' }, 'S3cretHookPw'],
       [{ LOKI_URL: 'loki://push.example.com/api?token=abc123secret' }, 'abc123secret'],
       [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:pw123secret@otel.example.com/v1' }, 'pw123secret'],
+      // A '/' in an unencoded password, or a scheme missing its ':', ends the authority early.
+      [{ LOKI_URL: 'http://admin:s3cr/etpw@loki:3100x' }, 'etpw'],
+      [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http//admin:s3cretpw@jaeger:4318' }, 's3cretpw'],
+      [{ SMTP_URL: 'smtp://user:s3cr/etpw@mail.example.com:99999' }, 'etpw'],
     ];
     for (const [env, secret] of cases) {
       const error = failure(env);

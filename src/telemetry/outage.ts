@@ -66,7 +66,14 @@ export class OutageReporter {
  * may carry credentials). Works on the text, so a URL that does not parse is shown the same way.
  */
 export function displayUrl(url: string): string {
-  return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)?[^/?#]*@/, '$1').replace(/[?#].*$/, '');
+  const shown = url.replace(/[?#].*$/s, '');
+  // Up to the last '@', not the first '/': a password may hold a '/' (unencoded), and a
+  // mistyped scheme ("http//…") hides where the authority starts. Losing an '@' of the path is
+  // the price of never showing a password.
+  const at = shown.lastIndexOf('@');
+  if (at === -1) return shown;
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(shown)?.[0] ?? '';
+  return scheme + shown.slice(at + 1);
 }
 
 function describe(error: unknown): string {
