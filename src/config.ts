@@ -91,7 +91,9 @@ function read<T>(env: Env, name: string, schema: z.ZodType<T>, fallback: string 
   return result.data;
 }
 
-const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+// Digits only: Number() would also take ' ' (as 0) and '0x1F90'.
+const integer = (min: number, max: number) =>
+  z.string().regex(/^\d+$/, 'must be a whole number (digits only)').transform(Number).pipe(z.number().int().min(min).max(max));
 const duration = (minMs: number, maxMs: number) =>
   z.string().transform((text, ctx) => {
     try {
@@ -157,6 +159,26 @@ function readSources(env: Env): Map<string, string[]> {
   return sources;
 }
 
+/**
+ * A signed request stays acceptable for its signature's tolerance after it was signed (Standard
+ * Webhooks: five minutes either side of now, so up to ten after first seen). An event id
+ * forgotten sooner would let a captured request be replayed and processed again.
+ */
+function idempotencyTtl(env: Env, stripeToleranceSeconds: number | null, standardSources: boolean): number {
+  const ttlMs = read(env, 'IDEMPOTENCY_TTL', duration(1000, 30 * 86_400_000), '24h');
+  const windows = [
+    ...(stripeToleranceSeconds === null ? [] : [{ ms: stripeToleranceSeconds * 1000, what: 'STRIPE_TOLERANCE_SECONDS' }]),
+    ...(standardSources ? [{ ms: STANDARD_WEBHOOKS_REPLAY_WINDOW_MS, what: 'the Standard Webhooks tolerance, 5 minutes either side' }] : []),
+  ];
+  const longest = windows.sort((a, b) => b.ms - a.ms)[0];
+  if (longest && ttlMs < longest.ms) {
+    throw new ConfigError('IDEMPOTENCY_TTL', `must be at least ${longest.ms / 1000} s (${longest.what}): a signed request stays acceptable that long, and an event id forgotten sooner lets it be replayed (got ${ttlMs / 1000} s)`);
+  }
+  return ttlMs;
+}
+
+const STANDARD_WEBHOOKS_REPLAY_WINDOW_MS = 600_000;
+
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = path.resolve(read(env, 'DATA_DIR', z.string().min(1), './data'));
   const explicitToken = env.ADMIN_TOKEN;
@@ -166,6 +188,13 @@ export function loadConfig(env: Env = process.env): Config {
     if (/\s/.test(explicitToken)) throw new ConfigError('ADMIN_TOKEN', 'must not contain spaces or other whitespace');
   }
   const stripeSecret = env.STRIPE_WEBHOOK_SECRET;
+  const stripe = stripeSecret
+    ? {
+        secret: read(env, 'STRIPE_WEBHOOK_SECRET', z.string().regex(/^whsec_\S+$/, 'must start with whsec_'), undefined, 'hidden'),
+        toleranceSeconds: read(env, 'STRIPE_TOLERANCE_SECONDS', integer(1, 86_400), '300'),
+      }
+    : null;
+  const sources = readSources(env);
   return {
     port: read(env, 'PORT', integer(0, 65535), '3000'),
     host: read(env, 'HOST', z.string().min(1), '0.0.0.0'),
@@ -175,14 +204,9 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: read(env, 'LOG_LEVEL', z.enum(['error', 'warn', 'info', 'debug']), 'info'),
     adminToken: explicitToken || randomBytes(24).toString('base64url'),
     adminTokenGenerated: !explicitToken,
-    stripe: stripeSecret
-      ? {
-          secret: read(env, 'STRIPE_WEBHOOK_SECRET', z.string().regex(/^whsec_\S+$/, 'must start with whsec_'), undefined, 'hidden'),
-          toleranceSeconds: read(env, 'STRIPE_TOLERANCE_SECONDS', integer(1, 86_400), '300'),
-        }
-      : null,
-    sources: readSources(env),
-    idempotencyTtlMs: read(env, 'IDEMPOTENCY_TTL', duration(1000, 30 * 86_400_000), '24h'),
+    stripe,
+    sources,
+    idempotencyTtlMs: idempotencyTtl(env, stripe?.toleranceSeconds ?? null, sources.size > 0),
     bodyLimitBytes: read(env, 'BODY_LIMIT', size, '1mb'),
     rateLimit: {
       max: read(env, 'RATE_LIMIT_MAX', integer(1, 10_000_000), '6000'),
@@ -194,7 +218,7 @@ export function loadConfig(env: Env = process.env): Config {
       pollMs: read(env, 'JOB_POLL_INTERVAL', duration(10, 60_000), '250ms'),
       maxAttempts: read(env, 'JOB_MAX_ATTEMPTS', integer(1, 100), '8'),
       backoffBaseMs: read(env, 'JOB_BACKOFF_BASE', duration(1, 86_400_000), '1s'),
-      backoffFactor: read(env, 'JOB_BACKOFF_FACTOR', z.coerce.number().min(1).max(10), '2'),
+      backoffFactor: read(env, 'JOB_BACKOFF_FACTOR', z.string().regex(/^\d+(\.\d+)?$/, 'must be a number such as 2 or 1.5').transform(Number).pipe(z.number().min(1).max(10)), '2'),
       backoffMaxMs: read(env, 'JOB_BACKOFF_MAX', duration(1, 7 * 86_400_000), '1h'),
     },
     shutdownTimeoutMs: read(env, 'SHUTDOWN_TIMEOUT', duration(0, 600_000), '10s'),

@@ -15,7 +15,12 @@ interface HandlersModule {
 
 async function loadHandlers(config: Config): Promise<((registry: HandlerRegistry) => Promise<void>) | undefined> {
   if (!config.handlersModule) return undefined;
-  const loaded = (await import(pathToFileURL(config.handlersModule).href)) as Partial<HandlersModule>;
+  let loaded: Partial<HandlersModule>;
+  try {
+    loaded = (await import(pathToFileURL(config.handlersModule).href)) as Partial<HandlersModule>;
+  } catch (error) {
+    throw new ConfigError('HANDLERS_MODULE', `cannot load ${config.handlersModule}: ${(error as Error).message}`);
+  }
   if (typeof loaded.register !== 'function') {
     throw new ConfigError('HANDLERS_MODULE', `${config.handlersModule} does not export a register(registry) function`);
   }
@@ -26,7 +31,10 @@ async function loadHandlers(config: Config): Promise<((registry: HandlerRegistry
 async function main(): Promise<void> {
   // A ConfigError reaches the handler at the bottom, which names the variable and exits 1.
   const config = loadConfig();
-  const service = await createService(config, { registerHandlers: await loadHandlers(config) });
+  const registerHandlers = await loadHandlers(config);
+  const service = await createService(config, { registerHandlers }).catch((error: unknown) => {
+    throw codeOf(error, DATA_DIR_FAILURES) ? new ConfigError('DATA_DIR', `cannot keep the database in ${config.dataDir}: ${(error as Error).message}`) : error;
+  });
   const { logger } = service;
   // Normally started by the preload (npm start); started here, without HTTP/Express spans, when it was not.
   const { tracing, late } = ensureTracing(config.telemetry);
@@ -58,7 +66,7 @@ async function main(): Promise<void> {
   }).listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
-    server.once('error', reject);
+    server.once('error', (error) => reject(listenError(error, config)));
   });
   const { port } = server.address() as AddressInfo;
   const shown = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
@@ -104,6 +112,22 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/** Errors of opening the store that the data directory causes (a file in its place, no permission, a full or read-only disk). */
+const DATA_DIR_FAILURES = new Set(['EEXIST', 'ENOTDIR', 'EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'SQLITE_CANTOPEN', 'SQLITE_READONLY', 'SQLITE_NOTADB']);
+
+function codeOf(error: unknown, codes: ReadonlySet<string>): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && codes.has(code);
+}
+
+/** A failure to listen, blamed on the setting that caused it. */
+function listenError(error: Error, config: Config): Error {
+  const where = `${config.host}:${config.port}`;
+  if (codeOf(error, new Set(['EADDRINUSE', 'EACCES']))) return new ConfigError('PORT', `cannot listen on ${where}: ${error.message}`);
+  if (codeOf(error, new Set(['ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'EAI_NONAME']))) return new ConfigError('HOST', `cannot listen on ${where}: ${error.message}`);
+  return error;
 }
 
 main().catch((error: unknown) => {

@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net, { type AddressInfo } from 'node:net';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { parseRetrySchedule } from '../src/outbound/retry-schedule.js';
+import { tempDir } from './helpers/service.js';
 
 function failure(env: Record<string, string>): ConfigError {
   try {
@@ -45,6 +49,23 @@ describe('configuration', () => {
     assert.equal(failure({ LOG_LEVEL: 'loud' }).variable, 'LOG_LEVEL');
     assert.equal(failure({ ALERT_EMAIL_TO: 'ops@example.com, nope' }).variable, 'ALERT_EMAIL_TO');
     assert.equal(failure({ SMTP_URL: 'http://mail' }).variable, 'SMTP_URL');
+  });
+
+  it('takes whole numbers as digits only', () => {
+    for (const port of [' ', '0x1F90', '80.5', '1e3', '-1']) assert.equal(failure({ PORT: port }).variable, 'PORT', JSON.stringify(port));
+    assert.equal(loadConfig({ PORT: '8080' }).port, 8080);
+    assert.equal(failure({ JOB_BACKOFF_FACTOR: '0x2' }).variable, 'JOB_BACKOFF_FACTOR');
+    assert.equal(loadConfig({ JOB_BACKOFF_FACTOR: '1.5' }).worker.backoffFactor, 1.5);
+  });
+
+  it('refuses an IDEMPOTENCY_TTL shorter than a signature stays acceptable, which would let replays through', () => {
+    const github = { WEBHOOK_SECRET_GITHUB: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' };
+    assert.match(failure({ ...github, IDEMPOTENCY_TTL: '2s' }).message, /^IDEMPOTENCY_TTL: must be at least 600 s \(the Standard Webhooks tolerance/);
+    assert.equal(loadConfig({ ...github, IDEMPOTENCY_TTL: '10m' }).idempotencyTtlMs, 600_000);
+    const stripe = { STRIPE_WEBHOOK_SECRET: 'whsec_test_secret', STRIPE_TOLERANCE_SECONDS: '900' };
+    assert.match(failure({ ...stripe, IDEMPOTENCY_TTL: '10m' }).message, /^IDEMPOTENCY_TTL: must be at least 900 s \(STRIPE_TOLERANCE_SECONDS\)/);
+    assert.equal(loadConfig({ ...stripe, IDEMPOTENCY_TTL: '15m' }).idempotencyTtlMs, 900_000);
+    assert.equal(loadConfig({ IDEMPOTENCY_TTL: '2s' }).idempotencyTtlMs, 2000, 'no signed source, nothing to replay');
   });
 
   it('refuses an admin token it could never match in a Bearer header', () => {
@@ -133,13 +154,39 @@ describe('configuration', () => {
     assert.throws(() => parseRetrySchedule('8d'), /longer than 7 days/);
   });
 
+  const start = (env: Record<string, string>) => spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    env: { PATH: process.env.PATH ?? '', DATA_DIR: tempDir('hookwatch-config-'), ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+
   it('stops start-up with a message naming the variable', () => {
-    const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      env: { PATH: process.env.PATH ?? '', PORT: 'abc', DATA_DIR: '/tmp/hookwatch-never-used' },
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
+    const result = start({ PORT: 'abc' });
     assert.equal(result.status, 1);
     assert.match(result.stderr, /invalid configuration: PORT: /);
+  });
+
+  it('names the variable, without a stack trace, when a setting fails only once used', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const file = path.join(tempDir('hookwatch-config-'), 'a-file');
+    fs.writeFileSync(file, '');
+    try {
+      const cases: [Record<string, string>, RegExp][] = [
+        [{ HOST: '127.0.0.1', PORT: String((taken.address() as AddressInfo).port) }, /^hookwatch: invalid configuration: PORT: cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/],
+        [{ HOST: 'no-such-host.invalid', PORT: '0' }, /^hookwatch: invalid configuration: HOST: cannot listen on no-such-host\.invalid:0: /],
+        [{ HANDLERS_MODULE: '/nonexistent/handlers.js' }, /^hookwatch: invalid configuration: HANDLERS_MODULE: cannot load \/nonexistent\/handlers\.js: /],
+        [{ DATA_DIR: file }, /^hookwatch: invalid configuration: DATA_DIR: cannot keep the database in .*a-file: .*EEXIST/],
+      ];
+      for (const [env, message] of cases) {
+        const result = start({ PORT: '0', HOST: '127.0.0.1', ...env });
+        assert.equal(result.status, 1, JSON.stringify(env));
+        const line = result.stderr.split('\n').find((l) => l.startsWith('hookwatch: ')) ?? result.stderr;
+        assert.match(line, message);
+        assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
+      }
+    } finally {
+      await new Promise<void>((resolve) => taken.close(() => resolve()));
+    }
   });
 });
