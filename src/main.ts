@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import type { HandlerRegistry } from './inbound/handlers.js';
 import { writeJsonError } from './http/error-handler.js';
 import { HttpError } from './http/errors.js';
+import { requestIdOf } from './http/request-id.js';
 import { createService } from './service.js';
 import { outageLogSink, shutdownLogShipping } from './telemetry/logger.js';
 import { ensureTracing } from './telemetry/tracing.js';
@@ -62,7 +63,9 @@ async function main(): Promise<void> {
       service.app(req, res);
       return;
     }
-    writeJsonError(res, new HttpError(503, 'shutting_down', 'the service is shutting down; send again shortly', undefined, { 'Retry-After': '5', Connection: 'close' }));
+    writeJsonError(res, new HttpError(503, 'shutting_down', 'the service is shutting down; send again shortly', undefined, {
+      'Retry-After': '5', Connection: 'close', 'X-Request-ID': requestIdOf(req.headers['x-request-id']),
+    }));
   }).listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);

@@ -153,11 +153,12 @@ describe('graceful shutdown', () => {
       socket.write(text.slice(-10));
       assert.match(await answer('the second answer'), /^HTTP\/1\.1 202/, 'a request that began before SIGTERM is still served');
       const third = standardEvent('order.created');
-      socket.write(request(third.id, third.body));
+      socket.write(request(third.id, third.body).replace('\r\n\r\n', '\r\nX-Request-ID: req-third-1\r\n\r\n'));
       const refused = await answer('the third answer');
       assert.match(refused, /^HTTP\/1\.1 503/, refused);
       assert.match(refused, /\r\nconnection: close\r\n/i);
       assert.match(refused, /"error":"shutting_down"/);
+      assert.match(refused, /\r\nx-request-id: req-third-1\r\n/i, 'the refusal echoes the request id like every answer');
       await closed;
       assert.equal(await service.exited, 0, service.output.join('\n'));
     } finally {
