@@ -133,6 +133,12 @@ describe('outbound delivery', () => {
     assert.equal((await admin(t, 'post', '/api/v1/events').send({ data: {} })).status, 400);
     assert.equal((await admin(t, 'post', '/api/v1/events').send({ type: 'a.b' })).status, 400);
     assert.equal((await admin(t, 'post', '/api/v1/events').send({ type: 'a b', data: 1 })).status, 400);
+    // JSON.parse reads nesting that JSON.stringify cannot write back: a 400 naming the field, not a 500.
+    const depth = 20_000;
+    const deep = await admin(t, 'post', '/api/v1/events').set('content-type', 'application/json')
+      .send(`{"type":"deep.thing","data":${'['.repeat(depth)}${']'.repeat(depth)}}`);
+    assert.equal(deep.status, 400, JSON.stringify(deep.body));
+    assert.deepEqual(deep.body.details, [{ field: 'data', problem: 'nested too deeply to store' }]);
   });
 
   it('forwards processed inbound events to subscribed endpoints', async () => {

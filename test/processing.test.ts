@@ -157,6 +157,24 @@ describe('processing accepted events', () => {
     assert.equal((await admin('get', '/api/v1/dead-letters/abc')).status, 400);
   });
 
+  it('shows an accepted event whose payload nests too deep to serialise again', async () => {
+    const id = `msg_deep_${Date.now()}`;
+    const depth = 20_000;
+    const body = `{"type":"deep.thing","data":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+    const res = await request(t.url).post('/webhooks/demo').set(standardHeaders(id, body)).send(body);
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    const shown = await admin('get', `/api/v1/events/${res.body.id as string}`).buffer(true).parse((r, done) => {
+      let text = '';
+      r.on('data', (chunk: Buffer) => { text += chunk.toString(); });
+      r.on('end', () => done(null, text));
+    });
+    assert.equal(shown.status, 200, String(shown.body));
+    assert.match(shown.headers['content-type'] ?? '', /^application\/json/);
+    const text = shown.body as string;
+    assert.ok(text.endsWith(`"payload":${body}}`), 'the payload is the text as received');
+    assert.match(text, new RegExp(`^\\{"id":"${res.body.id as string}","source":"demo"`));
+  });
+
   it('answers 415 for an admin API body that is not JSON, instead of reporting its fields missing', async () => {
     const body = JSON.stringify({ type: 'order.created', id: 'o9', data: {} });
     for (const type of ['application/x-www-form-urlencoded', 'text/plain']) {

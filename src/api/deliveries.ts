@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { z } from 'zod';
-import { HttpError, notFound } from '../http/errors.js';
+import { badRequest, HttpError, notFound } from '../http/errors.js';
 import { ConflictError } from '../outbound/dispatcher.js';
 import type { Outbound } from '../outbound/outbound.js';
 import type { Attempt, Delivery } from '../store/deliveries.js';
@@ -65,13 +65,23 @@ const publishBody = z.object({
   id: z.string().trim().min(1).max(255).optional(),
 }).strict();
 
+/** `data` as the JSON text to store; JSON.parse takes nesting that JSON.stringify cannot write back. */
+function dataText(data: unknown): string {
+  try {
+    return JSON.stringify(data);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    throw badRequest('invalid_request', 'the body is not valid', [{ field: 'data', problem: 'nested too deeply to store' }]);
+  }
+}
+
 /** Publishing (POST /events) and single deliveries (show, manual retry). */
 export function deliveriesRouter(store: Store, outbound: Outbound): Router {
   const router = Router();
 
   router.post('/events', (req, res) => {
     const body = parseWith(publishBody, req.body ?? {}, 'body');
-    const result = outbound.publisher.publish({ id: body.id ?? `evt_${randomUUID()}`, type: body.type, data: body.data }, req.requestId);
+    const result = outbound.publisher.publish({ id: body.id ?? `evt_${randomUUID()}`, type: body.type, data: dataText(body.data) }, req.requestId);
     res.status(result.duplicate ? 200 : 202).json({
       id: result.event.id,
       event_id: result.event.eventId,

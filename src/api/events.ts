@@ -59,7 +59,10 @@ export function eventsRouter(store: Store, extensions: readonly EventDetailExten
       at: new Date(run.at).toISOString(),
     }));
     const extra = Object.assign({}, ...extensions.map((extend) => extend(event))) as Record<string, unknown>;
-    res.json({ ...presentEvent(event), payload: event.payload, history, ...extra });
+    // The payload goes out as the JSON text it was stored as (valid: it was parsed on receipt), not
+    // parsed and serialised again, which a deeply nested payload would end in a stack overflow.
+    const rest = JSON.stringify({ ...presentEvent(event), history, ...extra });
+    res.type('application/json').send(`${rest.slice(0, -1)},"payload":${event.rawPayload}}`);
   });
 
   return router;

@@ -88,15 +88,15 @@ export class Publisher {
     if (created > 0 && this.logger.isDebugEnabled()) this.logger.debug('event forwarded to endpoints', { deliveries: created });
   };
 
-  /** POST /api/v1/events: stores the event and its deliveries together; idempotent by id. */
-  publish(input: { id: string; type: string; data: unknown }, requestId: string): PublishResult {
+  /** POST /api/v1/events: stores the event and its deliveries together; idempotent by id. `data` is JSON text. */
+  publish(input: { id: string; type: string; data: string }, requestId: string): PublishResult {
     const existing = this.store.events.findByKey(API_SOURCE, input.id);
     if (existing) return this.result(existing, true);
     const traceContext = captureTraceContext();
     const outcome = this.store.transaction(() => {
       const raced = this.store.events.findByKey(API_SOURCE, input.id);
       if (raced) return { pk: raced, duplicate: true, leased: [] };
-      const pk = this.store.events.insert({ source: API_SOURCE, eventId: input.id, type: input.type, rawPayload: JSON.stringify(input.data ?? null), requestId }, this.options.idempotencyTtlMs);
+      const pk = this.store.events.insert({ source: API_SOURCE, eventId: input.id, type: input.type, rawPayload: input.data, requestId }, this.options.idempotencyTtlMs);
       this.store.events.setStatus(pk, 'processed', 0, null);
       const { leased } = this.createDeliveries(pk, input.type, requestId, traceContext);
       return { pk, duplicate: false, leased };
