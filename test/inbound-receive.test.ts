@@ -237,6 +237,13 @@ describe('rate limiting', () => {
   after(() => t.close());
 
   it('refuses requests over the per-source limit with 429 and Retry-After, and counts them', async () => {
+    // Forged requests are refused on their signature and do not use up the sender's budget.
+    for (let i = 0; i < 5; i++) {
+      const { id, body } = standardEvent();
+      const forged = await request(t.url).post('/webhooks/demo').set(standardHeaders(id, body, { secret: ROTATED_SECRET })).send(body);
+      assert.equal(forged.status, 400);
+      assert.equal(forged.body.error, 'invalid_signature');
+    }
     const statuses: number[] = [];
     let retryAfter: string | undefined;
     for (let i = 0; i < 5; i++) {

@@ -90,14 +90,6 @@ export function ingestHandler(options: IngestOptions): (req: IncomingMessage, re
 
   const receive = async (req: IncomingMessage, res: ServerResponse, source: string, verifier: Verifier | undefined, requestId: string): Promise<void> => {
     if (!verifier) throw new HttpError(404, 'unknown_source', `no webhook source named "${source}" is configured`);
-    try {
-      await limiter.consume(source);
-    } catch (refusal) {
-      if (!(refusal instanceof RateLimiterRes)) throw refusal;
-      const retryAfter = Math.max(1, Math.ceil(refusal.msBeforeNext / 1000));
-      metrics.rateLimited(source);
-      throw new HttpError(429, 'rate_limited', `too many requests for source "${source}"; retry after ${retryAfter} s`, undefined, { 'Retry-After': String(retryAfter) });
-    }
     const contentType = req.headers['content-type'];
     if (!contentType || !typeis.is(contentType, ['application/json', 'application/*+json'])) {
       throw new HttpError(415, 'unsupported_media_type', `content type must be application/json, got ${contentType ?? 'none'}`);
@@ -115,6 +107,16 @@ export function ingestHandler(options: IngestOptions): (req: IncomingMessage, re
         throw error;
       }
     });
+    // Charged only once the signature holds: anyone can send forged requests, and those must not
+    // use up the real sender's budget and get its events refused.
+    try {
+      await limiter.consume(source);
+    } catch (refusal) {
+      if (!(refusal instanceof RateLimiterRes)) throw refusal;
+      const retryAfter = Math.max(1, Math.ceil(refusal.msBeforeNext / 1000));
+      metrics.rateLimited(source);
+      throw new HttpError(429, 'rate_limited', `too many requests for source "${source}"; retry after ${retryAfter} s`, undefined, { 'Retry-After': String(retryAfter) });
+    }
     addToContext({ event_id: event.eventId, event_type: event.type });
     const result = await accept.accept(source, event, requestId);
     writeJson(res, result.duplicate ? 200 : 202, { received: true, duplicate: result.duplicate, id: result.id });
