@@ -492,6 +492,34 @@ describe('outbound destinations', () => {
     }
   });
 
+  it('holds a hanging endpoint to a few slots, so other endpoints\' deliveries do not wait behind its backlog', async () => {
+    const hanging = await Receiver.start(() => 'hang');
+    const healthy = await Receiver.start();
+    // 8 slots, a failing endpoint gets 1 of them. 20 deliveries to the hanging endpoint come first:
+    // the first 8 time out together; then, without the limit, the next 8 would take every slot
+    // again and the healthy endpoint's delivery would wait for that second round of timeouts.
+    const t = await startOutboundService({ DELIVERY_CONCURRENCY: '8', DELIVERY_TIMEOUT: '1500ms', RETRY_SCHEDULE: 'none' });
+    try {
+      await registerEndpoint(t, hanging, ['stuck.*']);
+      await registerEndpoint(t, healthy, ['fine.*']);
+      const stuck: string[] = [];
+      for (let i = 0; i < 20; i++) stuck.push((await publish(t, 'stuck.thing', { i })).deliveries[0]?.id ?? '');
+      const fine = (await publish(t, 'fine.thing', {})).deliveries[0]?.id ?? '';
+      await waitFor('the healthy endpoint\'s delivery', () => t.service.store.deliveries.get(fine)?.status === 'delivered', 30_000);
+      const attempted = stuck.filter((id) => (t.service.store.deliveries.get(id)?.attempts ?? 0) > 0).length;
+      assert.ok(attempted <= 8, `delivered before a second round of the hanging endpoint's attempts timed out (${attempted} recorded)`);
+      // The jobs that waited their turn did not use up an attempt.
+      for (const id of stuck) {
+        const jobId = t.service.store.deliveries.get(id)?.jobId;
+        assert.ok((t.service.jobs.get(jobId ?? -1)?.attempts ?? 0) <= 1, `delivery ${id}`);
+      }
+    } finally {
+      await t.close();
+      await hanging.close();
+      await healthy.close();
+    }
+  });
+
   it('has a connection for every delivery slot, so no attempt waits for a socket inside its deadline', async () => {
     // 80 answers held 2 s each against a 3 s deadline: an attempt queued behind 64 pooled
     // sockets would wait 2 s for one and then time out.

@@ -176,24 +176,28 @@ describe('telling people about failing endpoints', () => {
   });
 });
 
-describe('notifications while an endpoint hangs', () => {
-  it('sends the error webhook while the hanging endpoint\'s backlog still fills every delivery slot', async () => {
+describe('notifications while the delivery slots are full', () => {
+  it('sends the error webhook while other endpoints\' backlog still fills every delivery slot', async () => {
     const errorHook = await Receiver.start(() => ({ status: 200 }), '/errors');
-    const hanging = await Receiver.start(() => 'hang');
-    // Two delivery slots, six deliveries: the third failure comes with four still due or on the
-    // wire. Queued behind them, the error webhook would wait for two more timeouts.
-    const t = await startOutboundService({ DELIVERY_CONCURRENCY: '2', DELIVERY_TIMEOUT: '1500ms', RETRY_SCHEDULE: 'none', ERROR_WEBHOOK_URL: errorHook.url });
+    const failing = await Receiver.start(() => ({ status: 500, body: 'down', delayMs: 1000 }));
+    const slow = await Receiver.start(() => ({ status: 200, body: 'ok', delayMs: 2500 }));
+    // 16 slots: 3 deliveries to an endpoint failing in 1 s, then 30 to one answering in 2.5 s. The
+    // third failure comes at 1 s with slow deliveries still due; queued behind them, the error
+    // webhook would wait for the slow ones to free their slots.
+    const t = await startOutboundService({ DELIVERY_CONCURRENCY: '16', DELIVERY_TIMEOUT: '4s', RETRY_SCHEDULE: 'none', ERROR_WEBHOOK_URL: errorHook.url });
     try {
-      await registerEndpoint(t, hanging, ['stuck.*']);
-      const ids: string[] = [];
-      for (let i = 0; i < 6; i++) ids.push((await publish(t, 'stuck.thing', { i })).deliveries[0]?.id ?? '');
+      await registerEndpoint(t, failing, ['broken.*']);
+      await registerEndpoint(t, slow, ['slow.*']);
+      for (let i = 0; i < 3; i++) await publish(t, 'broken.thing', { i });
+      const slowOnes: string[] = [];
+      for (let i = 0; i < 30; i++) slowOnes.push((await publish(t, 'slow.thing', { i })).deliveries[0]?.id ?? '');
       await waitFor('the error webhook', () => errorHook.requests.length > 0, 30_000);
-      const attempted = ids.filter((id) => (t.service.store.deliveries.get(id)?.attempts ?? 0) > 0).length;
-      assert.equal(attempted, 4, 'it arrived while the last two deliveries were still on the wire');
-      assert.equal(hanging.held, 2);
+      const delivered = slowOnes.filter((id) => t.service.store.deliveries.get(id)?.status === 'delivered').length;
+      assert.equal(delivered, 0, 'it went out before any slow delivery had freed its slot');
     } finally {
       await t.close();
-      await hanging.close();
+      await slow.close();
+      await failing.close();
       await errorHook.close();
     }
   });

@@ -33,6 +33,8 @@ export interface DispatcherOptions {
   timeoutMs: number;
   retrySchedule: RetrySchedule;
   allowPrivateDestinations: boolean;
+  /** Scheduled attempts an endpoint whose last attempt failed may have in flight at once. */
+  failingEndpointSlots: number;
 }
 
 export class ConflictError extends Error {
@@ -57,6 +59,10 @@ export function messageBody(type: string, timestamp: number, data: string): stri
 export class Dispatcher {
   /** Deliveries with an attempt in flight in this process; a manual retry waits its turn. */
   private readonly inFlight = new Set<string>();
+  /** Attempts in flight per endpoint. */
+  private readonly perEndpoint = new Map<string, number>();
+  /** Endpoints whose last attempt in this process failed. */
+  private readonly failing = new Set<string>();
 
   constructor(
     private readonly store: Store,
@@ -83,6 +89,8 @@ export class Dispatcher {
     const delivery = this.store.deliveries.get(job.ref);
     if (!delivery) return { outcome: 'done' };
     const result = await this.runDelivery(job, delivery);
+    // A deferred job has not ended: it releases nothing.
+    if (result.outcome === 'defer') return result;
     return {
       ...result,
       persist: () => {
@@ -110,6 +118,12 @@ export class Dispatcher {
       return { outcome: 'done' };
     }
     if (this.inFlight.has(delivery.id)) return { outcome: 'retry', runAt: this.clock.now() + 1000, error: 'a manual attempt was in progress' };
+    // A failing endpoint, hanging most likely, would fill every slot with attempts waiting for
+    // their timeout and hold up every other endpoint's deliveries: it gets a few slots, and
+    // its other jobs wait their turn without using up an attempt.
+    if (this.failing.has(endpoint.id) && (this.perEndpoint.get(endpoint.id) ?? 0) >= this.options.failingEndpointSlots) {
+      return { outcome: 'defer', runAt: this.clock.now() + Math.min(this.options.timeoutMs, DEFER_MS) };
+    }
     const event = this.store.events.content(delivery.eventPk);
     if (!event) {
       const error = 'the event no longer exists';
@@ -178,6 +192,7 @@ export class Dispatcher {
     const context = { request_id: rid, endpoint: endpoint.id, delivery_id: delivery.id, event_id: event.eventId, event_type: event.type };
     const number = delivery.attempts + 1;
     this.inFlight.add(delivery.id);
+    this.perEndpoint.set(endpoint.id, (this.perEndpoint.get(endpoint.id) ?? 0) + 1);
     try {
       return await runWithContext(context, () =>
         inSpan('webhook.deliver', { 'webhook.endpoint': endpoint.id, 'webhook.event_type': event.type, 'webhook.delivery_id': delivery.id, 'webhook.attempt': number }, async (span) => {
@@ -186,6 +201,8 @@ export class Dispatcher {
           const result = await this.post(endpoint, event.id, body, span, rid);
           span.setAttribute('http.response.status_code', result.statusCode ?? 0);
           const outcome = this.decide(delivery, trigger, result);
+          if (result.ok) this.failing.delete(endpoint.id);
+          else this.failing.add(endpoint.id);
           this.metrics.deliveryAttempted(endpoint.id, { ok: result.ok, reason: result.reason ?? undefined, retry: number > 1 }, result.durationMs / 1000);
           const level = result.ok ? 'info' : 'warn';
           this.logger[level]('delivery attempt', {
@@ -197,6 +214,9 @@ export class Dispatcher {
         }, contextFrom(traceContext)));
     } finally {
       this.inFlight.delete(delivery.id);
+      const left = (this.perEndpoint.get(endpoint.id) ?? 1) - 1;
+      if (left > 0) this.perEndpoint.set(endpoint.id, left);
+      else this.perEndpoint.delete(endpoint.id);
     }
   }
 
@@ -268,3 +288,6 @@ export class Dispatcher {
 }
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
+
+/** How long a job of a failing endpoint at its slot limit waits before it looks again (at most the timeout). */
+const DEFER_MS = 5_000;

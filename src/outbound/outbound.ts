@@ -75,6 +75,7 @@ export class Outbound {
       timeoutMs: config.delivery.timeoutMs,
       retrySchedule: config.delivery.retrySchedule,
       allowPrivateDestinations: config.delivery.allowPrivateDestinations,
+      failingEndpointSlots: Math.max(1, Math.floor(config.delivery.concurrency / 8)),
     });
     this.publisher = new Publisher(store, jobs, logger, clock, { maxAttempts: this.dispatcher.maxAttempts, idempotencyTtlMs: config.idempotencyTtlMs });
     deps.registry.register('*', FORWARD_HANDLER, this.publisher.forward);
