@@ -87,3 +87,63 @@ describe('the parked deliveries of an endpoint', () => {
     }
   });
 });
+
+describe('a just-queued delivery', () => {
+  const queue = (store: Store, id: string, endpointId = 'ep_z') => {
+    store.deliveries.insert({ id, eventPk: `evt_${id}`, endpointId, parked: false, requestId: null });
+    store.deliveries.setJob(id, 7);
+  };
+
+  it('is read once from memory, exactly as the table holds it', async () => {
+    const store = openStore();
+    try {
+      queue(store, 'dlv_m');
+      const first = store.deliveries.get('dlv_m');
+      const fromTable = store.deliveries.get('dlv_m');
+      assert.equal(first?.jobId, 7);
+      assert.deepEqual(first, fromTable);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('is read as every later write left it', async () => {
+    const store = openStore();
+    try {
+      const writes: [string, (id: string) => void, (d: ReturnType<Store['deliveries']['get']>) => unknown, unknown][] = [
+        ['setStatus', (id) => store.deliveries.setStatus(id, 'failed', 'no'), (d) => d?.status, 'failed'],
+        ['park', (id) => store.deliveries.park(id, 'ep_z'), (d) => d?.parked, true],
+        ['unpark', (id) => store.deliveries.unpark(id, 9), (d) => d?.jobId, 9],
+        ['requeue', (id) => store.deliveries.requeue(id, 11), (d) => d?.jobId, 11],
+        ['cancelForEndpoint', () => store.deliveries.cancelForEndpoint('ep_z'), (d) => d?.status, 'cancelled'],
+      ];
+      for (const [name, write, read, expected] of writes) {
+        const id = `dlv_${name}`;
+        queue(store, id);
+        write(id);
+        assert.deepEqual(read(store.deliveries.get(id)), expected, name);
+      }
+      queue(store, 'dlv_attempt', 'ep_y');
+      const read = store.deliveries.forEvent('evt_dlv_attempt')[0];
+      assert.ok(read);
+      const attempt = { trigger: 'scheduled' as const, at: 1, durationMs: 1, ok: true, statusCode: 200, reason: null, error: null, responseBody: null };
+      assert.ok(store.deliveries.recordAttempt(read, attempt, { status: 'delivered', scheduleStep: 1, nextAttemptAt: null }));
+      assert.equal(store.deliveries.get('dlv_attempt')?.attempts, 1, 'recordAttempt');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('is forgotten when the transaction that queued it rolls back', async () => {
+    const store = openStore();
+    try {
+      assert.throws(() => store.transaction(() => {
+        queue(store, 'dlv_gone');
+        throw new Error('rolled back');
+      }), /rolled back/);
+      assert.equal(store.deliveries.get('dlv_gone'), null);
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -78,6 +78,9 @@ const toAttempt = (r: AttemptRow): Attempt => ({
   durationMs: r.duration_ms, ok: r.ok === 1, statusCode: r.status_code, reason: r.reason, error: r.error, responseBody: r.response_body,
 });
 
+/** Just-queued deliveries kept for their dispatcher's read: more than a backlog under load holds. */
+const QUEUED_KEPT = 16_384;
+
 export interface DeliveryFilter {
   endpointId: string;
   status?: DeliveryStatus;
@@ -99,6 +102,13 @@ export class DeliveryStore {
    * transaction rolls back (what was read inside it may not have been so).
    */
   private readonly noneParked = new Set<string>();
+  /**
+   * Deliveries just queued, as that write left them, kept for the one read that follows (the
+   * dispatcher's, once the job runs) instead of a query outside any transaction. Every other
+   * write to a delivery forgets it here, and so does a rollback, so what is served is what the
+   * table holds.
+   */
+  private readonly queued = new Map<string, Delivery>();
 
   constructor(private readonly db: Db, private readonly clock: Clock, private readonly timer: QueryTimer) {
     ensureOutboundSchema(db);
@@ -108,8 +118,8 @@ export class DeliveryStore {
          VALUES (@id, @eventPk, @endpointId, 'pending', @parked, @requestId, @now, @now)`),
       get: db.prepare<[string], DeliveryRow>('SELECT * FROM deliveries WHERE id = ?'),
       byEvent: db.prepare<[string], DeliveryRow>('SELECT * FROM deliveries WHERE event_pk = ? ORDER BY seq'),
-      setJob: db.prepare<{ id: string; jobId: number | null; nextAt: number | null; now: number }>(
-        'UPDATE deliveries SET job_id = @jobId, next_attempt_at = @nextAt, updated_at = @now WHERE id = @id'),
+      setJob: db.prepare<{ id: string; jobId: number | null; nextAt: number | null; now: number }, DeliveryRow>(
+        'UPDATE deliveries SET job_id = @jobId, next_attempt_at = @nextAt, updated_at = @now WHERE id = @id RETURNING *'),
       applyAttempt: db.prepare<Record<string, string | number | null>, DeliveryRow>(
         `UPDATE deliveries SET attempts = attempts + 1, status = @status, schedule_step = @scheduleStep, next_attempt_at = @nextAt,
            last_attempt_at = @at, last_status_code = @statusCode, last_error = @error, updated_at = @now,
@@ -144,6 +154,11 @@ export class DeliveryStore {
   }
 
   get(id: string): Delivery | null {
+    const queued = this.queued.get(id);
+    if (queued) {
+      this.queued.delete(id);
+      return queued;
+    }
     const row = timed(this.timer, 'delivery_get', () => this.s.get.get(id));
     return row ? toDelivery(row) : null;
   }
@@ -164,7 +179,11 @@ export class DeliveryStore {
   /** Records the job that will send the delivery, due now. */
   setJob(id: string, jobId: number): void {
     const now = this.clock.now();
-    timed(this.timer, 'delivery_update', () => this.s.setJob.run({ id, jobId, nextAt: now, now }));
+    const row = timed(this.timer, 'delivery_update', () => this.s.setJob.get({ id, jobId, nextAt: now, now }));
+    if (!row) return;
+    // Bounded: an entry nobody reads (its job ran in another process) ages out.
+    if (this.queued.size >= QUEUED_KEPT) this.queued.delete(this.queued.keys().next().value as string);
+    this.queued.set(id, toDelivery(row));
   }
 
   /**
@@ -174,6 +193,7 @@ export class DeliveryStore {
    * both as saved.
    */
   recordAttempt(delivery: Delivery, attempt: NewAttempt, outcome: AttemptOutcome): { attempt: Attempt; delivery: Delivery } | null {
+    this.queued.delete(delivery.id);
     const updated = timed(this.timer, 'delivery_update', () => this.s.applyAttempt.get({
       id: delivery.id, status: outcome.status, scheduleStep: outcome.scheduleStep, nextAt: outcome.nextAttemptAt,
       at: attempt.at, statusCode: attempt.statusCode, error: attempt.ok ? null : attempt.error, ok: attempt.ok ? 1 : 0, now: this.clock.now(),
@@ -193,10 +213,12 @@ export class DeliveryStore {
   }
 
   setStatus(id: string, status: DeliveryStatus, error: string | null = null): void {
+    this.queued.delete(id);
     timed(this.timer, 'delivery_update', () => this.s.setStatus.run({ id, status, error, now: this.clock.now() }));
   }
 
   park(id: string, endpointId: string): void {
+    this.queued.delete(id);
     this.noneParked.delete(endpointId);
     timed(this.timer, 'delivery_update', () => this.s.park.run({ id, now: this.clock.now() }));
   }
@@ -208,17 +230,20 @@ export class DeliveryStore {
     return row ? toDelivery(row) : null;
   }
 
-  /** Called when a transaction rolls back. */
-  forgetParkedState(): void {
+  /** Called when a transaction rolls back: what was learnt inside it may not be so. */
+  forgetUncommitted(): void {
     this.noneParked.clear();
+    this.queued.clear();
   }
 
   unpark(id: string, jobId: number): void {
+    this.queued.delete(id);
     timed(this.timer, 'delivery_update', () => this.s.unpark.run({ id, jobId, now: this.clock.now() }));
   }
 
   /** Back to pending with a fresh retry schedule (recover, dead-letter replay). */
   requeue(id: string, jobId: number | null): void {
+    this.queued.delete(id);
     timed(this.timer, 'delivery_update', () => this.s.requeue.run({ id, jobId, now: this.clock.now() }));
   }
 
@@ -228,6 +253,7 @@ export class DeliveryStore {
 
   /** Cancels what is still owed to a deleted endpoint; returns the job ids those deliveries held. */
   cancelForEndpoint(endpointId: string): number[] {
+    for (const [id, delivery] of this.queued) if (delivery.endpointId === endpointId) this.queued.delete(id);
     return timed(this.timer, 'delivery_update', () => this.s.cancelEndpoint.all({ endpointId, now: this.clock.now() }))
       .map((row) => row.job_id).filter((id): id is number => id !== null);
   }

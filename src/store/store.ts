@@ -26,11 +26,11 @@ export class Store {
     this.deliveries = new DeliveryStore(db, clock, timer);
     // What was cached during a transaction that then rolled back may not be so: a key would claim a
     // duplicate that was never stored, an endpoint a change that never happened, an endpoint no
-    // parked deliveries that are there again.
+    // parked deliveries that are there again, a just-queued delivery a row that is not there.
     groupCommitOf(db).onRollback(() => {
       this.events.forgetCachedKeys();
       endpointCache.clear();
-      this.deliveries.forgetParkedState();
+      this.deliveries.forgetUncommitted();
     });
     this.endpointHealth = new EndpointHealthStore(db, timer);
   }
