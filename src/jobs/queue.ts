@@ -67,8 +67,8 @@ export interface JobQueue extends JobScheduler {
   complete(id: number, owner: string): boolean;
   retryLater(id: number, owner: string, runAt: number, error: string): boolean;
   deadLetter(id: number, owner: string, error: string): boolean;
-  /** Puts a held job back without counting the attempt: at shutdown, or a job that could not start yet, due again at `runAt`. */
-  release(id: number, owner: string, runAt?: number): boolean;
+  /** Puts a held job back without counting the attempt (shutdown). */
+  release(id: number, owner: string): boolean;
   get(id: number): Job | null;
   listDead(queue: QueueName | null, limit: number, afterId: number): Job[];
   /** Moves a dead job back to pending with a fresh attempt budget. */

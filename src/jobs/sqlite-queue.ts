@@ -78,8 +78,8 @@ export class SqliteJobQueue implements JobQueue {
       dead: db.prepare<{ id: number; owner: string; error: string; now: number }>(
         `UPDATE jobs SET status = 'dead', last_error = @error, lease_owner = NULL, lease_expires_at = NULL, updated_at = @now
          WHERE id = @id AND lease_owner = @owner AND status = 'running'`),
-      release: db.prepare<{ id: number; owner: string; runAt: number | null; now: number }>(
-        `UPDATE jobs SET status = 'pending', attempts = max(attempts - 1, 0), run_at = coalesce(@runAt, run_at), lease_owner = NULL, lease_expires_at = NULL, updated_at = @now
+      release: db.prepare<{ id: number; owner: string; now: number }>(
+        `UPDATE jobs SET status = 'pending', attempts = max(attempts - 1, 0), lease_owner = NULL, lease_expires_at = NULL, updated_at = @now
          WHERE id = @id AND lease_owner = @owner AND status = 'running'`),
       get: db.prepare<[number], JobRow>('SELECT * FROM jobs WHERE id = ?'),
       listDeadAll: db.prepare<[number, number], JobRow>(
@@ -157,8 +157,8 @@ export class SqliteJobQueue implements JobQueue {
     return timed(this.timer, 'job_dead_letter', () => this.s.dead.run({ id, owner, error, now: this.clock.now() }).changes === 1);
   }
 
-  release(id: number, owner: string, runAt?: number): boolean {
-    return this.s.release.run({ id, owner, runAt: runAt ?? null, now: this.clock.now() }).changes === 1;
+  release(id: number, owner: string): boolean {
+    return this.s.release.run({ id, owner, now: this.clock.now() }).changes === 1;
   }
 
   get(id: number): Job | null {

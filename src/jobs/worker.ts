@@ -8,8 +8,6 @@ export type JobResult = (
   | { outcome: 'done' }
   | { outcome: 'retry'; runAt: number; error: string }
   | { outcome: 'dead'; error: string }
-  /** The job did not run (it must wait its turn): back to the queue for `runAt`, its attempt not counted. */
-  | { outcome: 'defer'; runAt: number }
 ) & {
   /** Writes that belong with the outcome; committed in the same transaction, only while the lease is held. */
   persist?: () => void;
@@ -242,7 +240,6 @@ export class WorkerPool implements JobHandoff {
         const kept =
           result.outcome === 'done' ? this.jobs.complete(job.id, this.owner)
           : result.outcome === 'retry' ? this.jobs.retryLater(job.id, this.owner, result.runAt, result.error)
-          : result.outcome === 'defer' ? this.jobs.release(job.id, this.owner, result.runAt)
           : this.jobs.deadLetter(job.id, this.owner, result.error);
         if (kept) result.persist?.();
         return kept;

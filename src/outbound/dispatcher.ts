@@ -59,7 +59,10 @@ export function messageBody(type: string, timestamp: number, data: string): stri
 export class Dispatcher {
   /** Deliveries with an attempt in flight in this process; a manual retry waits its turn. */
   private readonly inFlight = new Set<string>();
-  /** Attempts in flight per endpoint. */
+  /**
+   * Scheduled attempts in flight per endpoint: each has a job whose end releases a parked
+   * delivery, which a manual attempt has not.
+   */
   private readonly perEndpoint = new Map<string, number>();
   /** Endpoints whose last attempt in this process failed. */
   private readonly failing = new Set<string>();
@@ -79,6 +82,15 @@ export class Dispatcher {
     return this.options.retrySchedule.length + 1;
   }
 
+  /** An endpoint whose last attempt failed before a restart starts out limited (see run()). */
+  markFailing(endpointId: string): void {
+    this.failing.add(endpointId);
+  }
+
+  private atFailingLimit(endpointId: string): boolean {
+    return this.failing.has(endpointId) && (this.perEndpoint.get(endpointId) ?? 0) >= this.options.failingEndpointSlots;
+  }
+
   /**
    * Runs one delivery job (queue 'deliveries', kind delivery.send). A paused endpoint's backlog is
    * released one delivery per delivery job that ends, whatever the job came to (an attempt, a
@@ -88,9 +100,15 @@ export class Dispatcher {
   run = async (job: Job): Promise<JobResult> => {
     const delivery = this.store.deliveries.get(job.ref);
     if (!delivery) return { outcome: 'done' };
+    if (delivery.status === 'pending' && this.atFailingLimit(delivery.endpointId)) {
+      // A failing endpoint, hanging most likely, would fill every slot with attempts waiting for
+      // their timeout and hold up every other endpoint. Past its few slots, its deliveries are
+      // parked in order, as behind a paused endpoint: no job, no attempt used, nothing claimed
+      // again and again. Each of its jobs that ends releases the next (below), so it keeps its
+      // slots busy, no more.
+      return { outcome: 'done', persist: () => this.store.deliveries.park(delivery.id, delivery.endpointId) };
+    }
     const result = await this.runDelivery(job, delivery);
-    // A deferred job has not ended: it releases nothing.
-    if (result.outcome === 'defer') return result;
     return {
       ...result,
       persist: () => {
@@ -118,12 +136,6 @@ export class Dispatcher {
       return { outcome: 'done' };
     }
     if (this.inFlight.has(delivery.id)) return { outcome: 'retry', runAt: this.clock.now() + 1000, error: 'a manual attempt was in progress' };
-    // A failing endpoint, hanging most likely, would fill every slot with attempts waiting for
-    // their timeout and hold up every other endpoint's deliveries: it gets a few slots, and
-    // its other jobs wait their turn without using up an attempt.
-    if (this.failing.has(endpoint.id) && (this.perEndpoint.get(endpoint.id) ?? 0) >= this.options.failingEndpointSlots) {
-      return { outcome: 'defer', runAt: this.clock.now() + Math.min(this.options.timeoutMs, DEFER_MS) };
-    }
     const event = this.store.events.content(delivery.eventPk);
     if (!event) {
       const error = 'the event no longer exists';
@@ -192,7 +204,8 @@ export class Dispatcher {
     const context = { request_id: rid, endpoint: endpoint.id, delivery_id: delivery.id, event_id: event.eventId, event_type: event.type };
     const number = delivery.attempts + 1;
     this.inFlight.add(delivery.id);
-    this.perEndpoint.set(endpoint.id, (this.perEndpoint.get(endpoint.id) ?? 0) + 1);
+    const counted = trigger === 'scheduled';
+    if (counted) this.perEndpoint.set(endpoint.id, (this.perEndpoint.get(endpoint.id) ?? 0) + 1);
     try {
       return await runWithContext(context, () =>
         inSpan('webhook.deliver', { 'webhook.endpoint': endpoint.id, 'webhook.event_type': event.type, 'webhook.delivery_id': delivery.id, 'webhook.attempt': number }, async (span) => {
@@ -214,9 +227,11 @@ export class Dispatcher {
         }, contextFrom(traceContext)));
     } finally {
       this.inFlight.delete(delivery.id);
-      const left = (this.perEndpoint.get(endpoint.id) ?? 1) - 1;
-      if (left > 0) this.perEndpoint.set(endpoint.id, left);
-      else this.perEndpoint.delete(endpoint.id);
+      if (counted) {
+        const left = (this.perEndpoint.get(endpoint.id) ?? 1) - 1;
+        if (left > 0) this.perEndpoint.set(endpoint.id, left);
+        else this.perEndpoint.delete(endpoint.id);
+      }
     }
   }
 
@@ -288,6 +303,3 @@ export class Dispatcher {
 }
 
 const round = (ms: number): number => Math.round(ms * 1000) / 1000;
-
-/** How long a job of a failing endpoint at its slot limit waits before it looks again (at most the timeout). */
-const DEFER_MS = 5_000;

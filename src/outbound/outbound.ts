@@ -87,7 +87,11 @@ export class Outbound {
       queue: NOTIFICATION_QUEUE, concurrency: NOTIFICATION_CONCURRENCY, leaseMs: config.worker.leaseMs, pollMs: config.worker.pollMs, run: this.run, logger,
     });
     // Every known endpoint's counters exist at 0 from start-up, so its first failure is counted.
-    for (const endpoint of store.endpoints.list()) metrics.endpointRegistered(endpoint.id, store.endpointHealth.get(endpoint.id).lastOk);
+    for (const endpoint of store.endpoints.list()) {
+      const { lastOk } = store.endpointHealth.get(endpoint.id);
+      metrics.endpointRegistered(endpoint.id, lastOk);
+      if (lastOk === false) this.dispatcher.markFailing(endpoint.id);
+    }
   }
 
   // Both pools run any kind: notifications queued on 'deliveries' by an earlier version still go out.
