@@ -6,6 +6,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { parseRetrySchedule } from '../src/outbound/retry-schedule.js';
+import { displayUrl } from '../src/telemetry/outage.js';
 import { tempDir } from './helpers/service.js';
 
 function failure(env: Record<string, string>): ConfigError {
@@ -93,6 +94,12 @@ describe('configuration', () => {
       assert.match(error.message, /\(got /, 'still says what kind of value it got');
     }
     assert.match(failure({ SMTP_URL: 'smtp+starttls://mailer:Hunter2Password@mail.example.com' }).message, /"smtp\+starttls:\/\/mail\.example\.com"/);
+  });
+
+  it('shows a URL without its credentials but with the rest as it is, an @ in its path too', () => {
+    assert.equal(displayUrl('https://hooks.example.com/notify/ops@acme.io'), 'https://hooks.example.com/notify/ops@acme.io');
+    assert.equal(displayUrl('https://api.example.com/v1/users/@me/hooks?token=t0ken'), 'https://api.example.com/v1/users/@me/hooks');
+    assert.equal(displayUrl('https://user:pa55@hooks.example.com:8443/in#frag'), 'https://hooks.example.com:8443/in');
   });
 
   it('reads one Standard Webhooks source per WEBHOOK_SECRET_<SOURCE>, with rotation secrets', () => {

@@ -63,13 +63,22 @@ export class OutageReporter {
 
 /**
  * The URL as it may appear in a log line or an error: without user-info, query or fragment (they
- * may carry credentials). Works on the text, so a URL that does not parse is shown the same way.
+ * may carry credentials). A URL that parses is shown as it parses, less those parts; one that
+ * does not is cut at its last '@' before any query, since where its authority ends is anyone's
+ * guess (a '/' in an unencoded password, a mistyped scheme), and losing text is the price of
+ * never showing a password.
  */
 export function displayUrl(url: string): string {
+  const parsed = URL.canParse(url) ? new URL(url) : null;
+  // Only a URL with an authority: in one like 'name:secret@host' the parser sees a scheme and a path.
+  if (parsed && parsed.host !== '') {
+    parsed.username = '';
+    parsed.password = '';
+    parsed.search = '';
+    parsed.hash = '';
+    return parsed.href;
+  }
   const shown = url.replace(/[?#].*$/s, '');
-  // Up to the last '@', not the first '/': a password may hold a '/' (unencoded), and a
-  // mistyped scheme ("http//…") hides where the authority starts. Losing an '@' of the path is
-  // the price of never showing a password.
   const at = shown.lastIndexOf('@');
   if (at === -1) return shown;
   const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(shown)?.[0] ?? '';
