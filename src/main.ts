@@ -7,6 +7,7 @@ import { writeJsonError } from './http/error-handler.js';
 import { HttpError } from './http/errors.js';
 import { requestIdOf } from './http/request-id.js';
 import { createService } from './service.js';
+import { StoreOpenError } from './store/store.js';
 import { outageLogSink, shutdownLogShipping } from './telemetry/logger.js';
 import { ensureTracing } from './telemetry/tracing.js';
 
@@ -34,7 +35,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const registerHandlers = await loadHandlers(config);
   const service = await createService(config, { registerHandlers }).catch((error: unknown) => {
-    throw codeOf(error, DATA_DIR_FAILURES) ? new ConfigError('DATA_DIR', `cannot keep the database in ${config.dataDir}: ${(error as Error).message}`) : error;
+    throw error instanceof StoreOpenError ? new ConfigError('DATA_DIR', `cannot keep the database in ${config.dataDir}: ${error.message}`) : error;
   });
   const { logger } = service;
   // Normally started by the preload (npm start); started here, without HTTP/Express spans, when it was not.
@@ -116,9 +117,6 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }
-
-/** Errors of opening the store that the data directory causes (a file in its place, no permission, a full or read-only disk). */
-const DATA_DIR_FAILURES = new Set(['EEXIST', 'ENOTDIR', 'EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'SQLITE_CANTOPEN', 'SQLITE_READONLY', 'SQLITE_NOTADB']);
 
 function codeOf(error: unknown, codes: ReadonlySet<string>): boolean {
   const code = (error as { code?: unknown } | null)?.code;

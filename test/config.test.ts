@@ -185,6 +185,13 @@ describe('configuration', () => {
         [{ HANDLERS_MODULE: '/nonexistent/handlers.js' }, /^hookwatch: invalid configuration: HANDLERS_MODULE: cannot load \/nonexistent\/handlers\.js: /],
         [{ DATA_DIR: file }, /^hookwatch: invalid configuration: DATA_DIR: cannot keep the database in .*a-file: .*EEXIST/],
       ];
+      // A handler module's own failure, whatever its code, is not blamed on a setting.
+      const handlers = path.join(tempDir('hookwatch-config-'), 'handlers.mjs');
+      fs.writeFileSync(handlers, "export function register() { throw Object.assign(new Error('no access to the billing API'), { code: 'EACCES' }); }\n");
+      const own = start({ PORT: '0', HOST: '127.0.0.1', HANDLERS_MODULE: handlers });
+      assert.equal(own.status, 1);
+      assert.match(own.stderr, /no access to the billing API/);
+      assert.doesNotMatch(own.stderr, /invalid configuration/);
       for (const [env, message] of cases) {
         const result = start({ PORT: '0', HOST: '127.0.0.1', ...env });
         assert.equal(result.status, 1, JSON.stringify(env));

@@ -7,6 +7,14 @@ import { EndpointHealthStore } from './endpoint-health.js';
 import { EndpointStore, type Endpoint } from './endpoints.js';
 import { EventStore, type EventContent } from './events.js';
 
+/** The database file could not be created, opened or migrated (a file where its folder should be, no permission, a full disk, not a database). */
+export class StoreOpenError extends Error {
+  override readonly name = 'StoreOpenError';
+  constructor(readonly file: string, cause: unknown) {
+    super(`cannot open ${file}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
 /** The persistence the service runs on: one SQLite file, its repositories and its transactions. */
 export class Store {
   readonly events: EventStore;
@@ -36,7 +44,12 @@ export class Store {
   }
 
   static open(file: string, synchronous: 'normal' | 'full', clock: Clock, timer: QueryTimer, observer: CacheObserver): Store {
-    const db = openDatabase({ file, synchronous });
+    let db: Db;
+    try {
+      db = openDatabase({ file, synchronous });
+    } catch (error) {
+      throw new StoreOpenError(file, error);
+    }
     return new Store(db, clock, timer, observer, file === ':memory:' ? null : new Checkpointer(file));
   }
 
