@@ -79,8 +79,8 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
  * is the service's hot path and Express's routing and request decoration cost more than the
  * whole durable accept (see the README's benchmark section). Every other route stays in Express.
  *
- * In order: unknown source (404), rate limit (429), content type (415), size (413), empty body
- * (400), signature (400), payload (400), then de-duplicate and store (202/200). Nothing that
+ * In order: unknown source (404), content type (415), size (413), empty body (400), signature
+ * (400), payload (400), rate limit (429), then de-duplicate and store (202/200). Nothing that
  * fails a check reaches processing.
  */
 export function ingestHandler(options: IngestOptions): (req: IncomingMessage, res: ServerResponse, requested: string) => void {
