@@ -44,13 +44,15 @@ export class Store {
   }
 
   static open(file: string, synchronous: 'normal' | 'full', clock: Clock, timer: QueryTimer, observer: CacheObserver): Store {
-    let db: Db;
+    let db: Db | undefined;
     try {
       db = openDatabase({ file, synchronous });
+      // Each part creates its tables (first start, upgrade): those writes can fail the same way.
+      return new Store(db, clock, timer, observer, file === ':memory:' ? null : new Checkpointer(file));
     } catch (error) {
+      db?.close();
       throw new StoreOpenError(file, error);
     }
-    return new Store(db, clock, timer, observer, file === ':memory:' ? null : new Checkpointer(file));
   }
 
   /** Runs fn in one transaction: everything it writes commits together or not at all. */

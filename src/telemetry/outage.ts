@@ -72,6 +72,8 @@ export function displayUrl(url: string): string {
   const parsed = URL.canParse(url) ? new URL(url) : null;
   // Only a URL with an authority: in one like 'name:secret@host' the parser sees a scheme and a path.
   if (parsed && parsed.host !== '') {
+    // An '@' the parser left in the path may end a password that held a '/': the path is not shown.
+    if (!parsed.username && !parsed.password && parsed.pathname.includes('@')) return `${parsed.protocol}//${parsed.host}/…`;
     parsed.username = '';
     parsed.password = '';
     parsed.search = '';
