@@ -513,8 +513,17 @@ describe('outbound destinations', () => {
       assert.ok(parked.length >= 10, `${parked.length} parked`);
       assert.ok(parked.every((d) => d?.jobId === null && d.attempts === 0));
       // Once the endpoint answers again, each attempt that ends releases the next: none is left behind.
-      hanging.behaviour = () => ({ status: 200, body: 'ok' });
+      // Then the backlog ramps back up (two released for each that ends) instead of trickling out one at a time.
+      let answering = 0;
+      let most = 0;
+      hanging.behaviour = () => {
+        answering += 1;
+        most = Math.max(most, answering);
+        setTimeout(() => { answering -= 1; }, 250);
+        return { status: 200, body: 'ok', delayMs: 250 };
+      };
       await waitFor('the parked deliveries sent', () => stuck.every((id) => t.service.store.deliveries.get(id)?.status !== 'pending'), 30_000);
+      assert.ok(most >= 3, `at most ${most} at once after it recovered`);
       const failed = stuck.filter((id) => t.service.store.deliveries.get(id)?.status === 'failed').length;
       // The first round of 8 and the one attempt still hanging when it recovered timed out.
       assert.ok(failed <= 9, `${failed} failed`);

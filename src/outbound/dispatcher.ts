@@ -66,6 +66,8 @@ export class Dispatcher {
   private readonly perEndpoint = new Map<string, number>();
   /** Endpoints whose last attempt in this process failed. */
   private readonly failing = new Set<string>();
+  /** Endpoints with deliveries parked for failing (see releaseNextParked). */
+  private readonly held = new Set<string>();
 
   constructor(
     private readonly store: Store,
@@ -82,9 +84,10 @@ export class Dispatcher {
     return this.options.retrySchedule.length + 1;
   }
 
-  /** An endpoint whose last attempt failed before a restart starts out limited (see run()). */
+  /** An endpoint whose last attempt failed before a restart starts out limited, its parked backlog as parked for failing. */
   markFailing(endpointId: string): void {
     this.failing.add(endpointId);
+    this.held.add(endpointId);
   }
 
   private atFailingLimit(endpointId: string): boolean {
@@ -106,6 +109,7 @@ export class Dispatcher {
       // parked in order, as behind a paused endpoint: no job, no attempt used, nothing claimed
       // again and again. Each of its jobs that ends releases the next (below), so it keeps its
       // slots busy, no more.
+      this.held.add(delivery.endpointId);
       return { outcome: 'done', persist: () => this.store.deliveries.park(delivery.id, delivery.endpointId) };
     }
     const result = await this.runDelivery(job, delivery);
@@ -183,13 +187,24 @@ export class Dispatcher {
       }));
   }
 
-  /** Enqueues the oldest parked delivery of an endpoint that is active; call inside a transaction. */
+  /**
+   * Enqueues the oldest parked delivery of an endpoint that is active; call inside a transaction.
+   * One for one keeps a paused endpoint's backlog strictly in order and a failing one at its few
+   * slots. A backlog parked for failing, once its endpoint answers again, is released two for
+   * one: it ramps back up to the free slots, so it drains and new deliveries stop queueing behind it.
+   */
   releaseNextParked(endpoint: Endpoint): void {
     if (endpoint.paused || endpoint.disabledAt !== null) return;
-    const next = this.store.deliveries.oldestParked(endpoint.id);
-    if (!next) return;
-    const jobId = this.jobs.enqueue(deliveryJob(next.id, this.maxAttempts, next.requestId));
-    this.store.deliveries.unpark(next.id, jobId);
+    const count = this.held.has(endpoint.id) && !this.failing.has(endpoint.id) ? 2 : 1;
+    for (let i = 0; i < count; i++) {
+      const next = this.store.deliveries.oldestParked(endpoint.id);
+      if (!next) {
+        this.held.delete(endpoint.id);
+        return;
+      }
+      const jobId = this.jobs.enqueue(deliveryJob(next.id, this.maxAttempts, next.requestId));
+      this.store.deliveries.unpark(next.id, jobId);
+    }
   }
 
   /**
