@@ -86,6 +86,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
     queueSizes: () => ({ events: jobs.pendingCount('events'), deliveries: jobs.pendingCount('deliveries'), notifications: jobs.pendingCount('notifications') }),
     deadLetterSize: () => jobs.deadCount(),
     oldestPendingDeliveryAgeSeconds: () => jobs.oldestPendingAgeMs('deliveries') / 1000,
+    parkedDeliveries: () => store.deliveries.parkedCount(),
     dbConnections: () => ({ open: store.isOpen ? 1 : 0 }),
     dbUp: () => store.ping() && store.writeFailure === null,
     cacheUp: () => true,

@@ -512,6 +512,8 @@ describe('outbound destinations', () => {
       const parked = stuck.map((id) => t.service.store.deliveries.get(id)).filter((d) => d?.parked);
       assert.ok(parked.length >= 10, `${parked.length} parked`);
       assert.ok(parked.every((d) => d?.jobId === null && d.attempts === 0));
+      const gauge = /^webhook_parked_deliveries (\d+)$/m.exec(await (await fetch(`${t.url}/metrics`)).text())?.[1];
+      assert.ok(Number(gauge) >= 10, `webhook_parked_deliveries ${gauge}`);
       // Once the endpoint answers again, each attempt that ends releases the next: none is left behind.
       // Then the backlog ramps back up (two released for each that ends) instead of trickling out one at a time.
       let answering = 0;

@@ -135,6 +135,7 @@ export class DeliveryStore {
         'UPDATE deliveries SET parked = 1, job_id = NULL, next_attempt_at = NULL, updated_at = @now WHERE id = @id'),
       oldestParked: db.prepare<[string], DeliveryRow>(
         "SELECT * FROM deliveries WHERE endpoint_id = ? AND parked = 1 AND status = 'pending' ORDER BY seq LIMIT 1"),
+      parkedCount: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM deliveries WHERE parked = 1 AND status = 'pending'"),
       unpark: db.prepare<{ id: string; jobId: number; now: number }>(
         'UPDATE deliveries SET parked = 0, job_id = @jobId, next_attempt_at = @now, updated_at = @now WHERE id = @id'),
       requeue: db.prepare<{ id: string; jobId: number | null; now: number }>(
@@ -228,6 +229,11 @@ export class DeliveryStore {
     const row = timed(this.timer, 'delivery_get', () => this.s.oldestParked.get(endpointId));
     if (!row) this.noneParked.add(endpointId);
     return row ? toDelivery(row) : null;
+  }
+
+  /** Deliveries waiting parked (behind a paused endpoint or a failing one's few slots). */
+  parkedCount(): number {
+    return timed(this.timer, 'delivery_count', () => this.s.parkedCount.get()?.n ?? 0);
   }
 
   /** Called when a transaction rolls back: what was learnt inside it may not be so. */

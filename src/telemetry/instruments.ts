@@ -22,6 +22,7 @@ export interface GaugeSources {
   queueSizes(): Record<QueueName, number>;
   deadLetterSize(): number;
   oldestPendingDeliveryAgeSeconds(): number;
+  parkedDeliveries(): number;
   dbConnections(): Record<string, number>;
   dbUp(): boolean;
   cacheUp(): boolean;
@@ -94,6 +95,10 @@ export class InstrumentSet {
     new client.Gauge({ name: 'webhook_oldest_pending_delivery_age_seconds', help: 'How long the most overdue delivery job has waited past its due time, in seconds (0 when the sender keeps up; a delivery waiting for its next scheduled retry is not overdue).', registers, collect() {
       const age = whileReadable(() => sources()?.oldestPendingDeliveryAgeSeconds() ?? 0);
       if (age !== undefined) this.set(age);
+    } });
+    new client.Gauge({ name: 'webhook_parked_deliveries', help: 'Deliveries parked behind a paused endpoint or one held to a few slots for failing; they have no job, so webhook_queue_size does not count them.', registers, collect() {
+      const parked = whileReadable(() => sources()?.parkedDeliveries() ?? 0);
+      if (parked !== undefined) this.set(parked);
     } });
     new client.Gauge({ name: 'webhook_db_connections', help: 'Open database connections by state.', labelNames: ['state'], registers, collect() {
       for (const [state, count] of Object.entries(sources()?.dbConnections() ?? {})) this.set({ state }, count);
