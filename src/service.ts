@@ -20,7 +20,7 @@ import { webhooksRouter } from './api/webhooks.js';
 import { Outbound } from './outbound/outbound.js';
 import { Store } from './store/store.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
-import { Metrics, QUEUES } from './telemetry/metrics.js';
+import { Metrics, QUEUES, type QueueName } from './telemetry/metrics.js';
 
 export interface ServiceOptions {
   clock?: Clock;
@@ -83,7 +83,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
   accept.handOffTo(eventWorkers);
 
   metrics.setGaugeSources({
-    queueSizes: () => ({ events: jobs.pendingCount('events'), deliveries: jobs.pendingCount('deliveries'), notifications: jobs.pendingCount('notifications') }),
+    queueSizes: () => Object.fromEntries(QUEUES.map((queue) => [queue, jobs.pendingCount(queue)])) as Record<QueueName, number>,
     deadLetterSize: () => jobs.deadCount(),
     oldestPendingDeliveryAgeSeconds: () => jobs.oldestPendingAgeMs('deliveries') / 1000,
     parkedDeliveries: () => store.deliveries.parkedCount(),

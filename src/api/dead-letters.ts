@@ -2,6 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { HttpError, notFound } from '../http/errors.js';
 import type { Job, JobQueue } from '../jobs/queue.js';
+import { QUEUES } from '../telemetry/metrics.js';
 import { limitParam, parseWith, queryOf } from './query.js';
 
 /** How a module that owns a kind of job describes it and reacts when it is replayed. */
@@ -11,7 +12,7 @@ export interface DeadLetterHooks {
 }
 
 const listQuery = z.object({
-  queue: z.enum(['events', 'deliveries', 'notifications']).optional(),
+  queue: z.enum(QUEUES).optional(),
   limit: limitParam,
   after: z.coerce.number().int().min(0).default(0),
 }).strict();

@@ -3,6 +3,7 @@ import type { Clock } from '../clock.js';
 import { backoffDelay, type BackoffPolicy } from '../jobs/backoff.js';
 import type { Job, JobScheduler } from '../jobs/queue.js';
 import type { JobResult } from '../jobs/worker.js';
+import type { QueueName } from '../telemetry/metrics.js';
 import type { Logger } from '../telemetry/logger.js';
 import { displayUrl } from '../telemetry/outage.js';
 import type { HttpSender } from './http-sender.js';
@@ -10,7 +11,7 @@ import type { EmailMessage, ErrorWebhookBody } from './messages.js';
 
 export const ERROR_WEBHOOK_JOB = 'notify.error_webhook';
 export const OWNER_EMAIL_JOB = 'notify.owner_email';
-export const NOTIFICATION_QUEUE = 'notifications';
+export const NOTIFICATION_QUEUE: QueueName = 'notifications';
 /** Notifications are few; a handful of slots keeps one slow SMTP server from holding up the error webhook. */
 export const NOTIFICATION_CONCURRENCY = 4;
 

@@ -14,8 +14,8 @@ const FAST_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.
 
 export type AnyRegistry = client.Registry<client.PrometheusContentType> | client.Registry<client.OpenMetricsContentType>;
 
-export type QueueName = 'events' | 'deliveries' | 'notifications';
-export const QUEUES: readonly QueueName[] = ['events', 'deliveries', 'notifications'];
+export const QUEUES = ['events', 'deliveries', 'notifications'] as const;
+export type QueueName = (typeof QUEUES)[number];
 
 /** Values read at scrape time, so the gauges are current at every scrape. */
 export interface GaugeSources {
@@ -85,7 +85,7 @@ export class InstrumentSet {
     // These read the store: should it be unreachable they keep their last values, so the scrape
     // still succeeds and carries webhook_db_up 0 instead of failing whole.
     new client.Gauge({ name: 'webhook_queue_size', help: 'Jobs waiting or running, by queue.', labelNames: ['queue'], registers, collect() {
-      const sizes = whileReadable(() => sources()?.queueSizes() ?? { events: 0, deliveries: 0, notifications: 0 });
+      const sizes = whileReadable(() => sources()?.queueSizes() ?? Object.fromEntries(QUEUES.map((queue) => [queue, 0])));
       for (const [queue, size] of Object.entries(sizes ?? {})) this.set({ queue }, size);
     } });
     new client.Gauge({ name: 'webhook_dead_letter_queue_size', help: 'Jobs in the dead-letter queue.', registers, collect() {
