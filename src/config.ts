@@ -91,9 +91,9 @@ function read<T>(env: Env, name: string, schema: z.ZodType<T>, fallback: string 
   return result.data;
 }
 
-// Digits only: Number() would also take ' ' (as 0) and '0x1F90'.
-const integer = (min: number, max: number) =>
-  z.string().regex(/^\d+$/, 'must be a whole number (digits only)').transform(Number).pipe(z.number().int().min(min).max(max));
+// Plain decimal text only: Number() would also take ' ' (as 0) and '0x1F90'.
+const numberText = (pattern: RegExp, message: string, range: z.ZodNumber) => z.string().regex(pattern, message).transform(Number).pipe(range);
+const integer = (min: number, max: number) => numberText(/^\d+$/, 'must be a whole number (digits only)', z.number().int().min(min).max(max));
 const duration = (minMs: number, maxMs: number) =>
   z.string().transform((text, ctx) => {
     try {
@@ -166,13 +166,13 @@ function readSources(env: Env): Map<string, string[]> {
  */
 function idempotencyTtl(env: Env, stripeToleranceSeconds: number | null, standardSources: boolean): number {
   const ttlMs = read(env, 'IDEMPOTENCY_TTL', duration(1000, 30 * 86_400_000), '24h');
-  const windows = [
-    ...(stripeToleranceSeconds === null ? [] : [{ ms: stripeToleranceSeconds * 1000, what: 'STRIPE_TOLERANCE_SECONDS' }]),
-    ...(standardSources ? [{ ms: STANDARD_WEBHOOKS_REPLAY_WINDOW_MS, what: 'the Standard Webhooks tolerance, 5 minutes either side' }] : []),
-  ];
-  const longest = windows.sort((a, b) => b.ms - a.ms)[0];
-  if (longest && ttlMs < longest.ms) {
-    throw new ConfigError('IDEMPOTENCY_TTL', `must be at least ${longest.ms / 1000} s (${longest.what}): a signed request stays acceptable that long, and an event id forgotten sooner lets it be replayed (got ${ttlMs / 1000} s)`);
+  const floors: [number, string][] = [];
+  if (stripeToleranceSeconds !== null) floors.push([stripeToleranceSeconds * 1000, 'STRIPE_TOLERANCE_SECONDS']);
+  if (standardSources) floors.push([STANDARD_WEBHOOKS_REPLAY_WINDOW_MS, 'the Standard Webhooks tolerance, 5 minutes either side']);
+  // Named after the longest, so one change of the setting is enough.
+  const [floorMs, what] = floors.reduce<[number, string]>((longest, floor) => (floor[0] > longest[0] ? floor : longest), [0, '']);
+  if (ttlMs < floorMs) {
+    throw new ConfigError('IDEMPOTENCY_TTL', `must be at least ${floorMs / 1000} s (${what}): a signed request stays acceptable that long, and an event id forgotten sooner lets it be replayed (got ${ttlMs / 1000} s)`);
   }
   return ttlMs;
 }
@@ -218,7 +218,7 @@ export function loadConfig(env: Env = process.env): Config {
       pollMs: read(env, 'JOB_POLL_INTERVAL', duration(10, 60_000), '250ms'),
       maxAttempts: read(env, 'JOB_MAX_ATTEMPTS', integer(1, 100), '8'),
       backoffBaseMs: read(env, 'JOB_BACKOFF_BASE', duration(1, 86_400_000), '1s'),
-      backoffFactor: read(env, 'JOB_BACKOFF_FACTOR', z.string().regex(/^\d+(\.\d+)?$/, 'must be a number such as 2 or 1.5').transform(Number).pipe(z.number().min(1).max(10)), '2'),
+      backoffFactor: read(env, 'JOB_BACKOFF_FACTOR', numberText(/^\d+(\.\d+)?$/, 'must be a number such as 2 or 1.5', z.number().min(1).max(10)), '2'),
       backoffMaxMs: read(env, 'JOB_BACKOFF_MAX', duration(1, 7 * 86_400_000), '1h'),
     },
     shutdownTimeoutMs: read(env, 'SHUTDOWN_TIMEOUT', duration(0, 600_000), '10s'),

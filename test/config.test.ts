@@ -66,6 +66,7 @@ describe('configuration', () => {
     const stripe = { STRIPE_WEBHOOK_SECRET: 'whsec_test_secret', STRIPE_TOLERANCE_SECONDS: '900' };
     assert.match(failure({ ...stripe, IDEMPOTENCY_TTL: '10m' }).message, /^IDEMPOTENCY_TTL: must be at least 900 s \(STRIPE_TOLERANCE_SECONDS\)/);
     assert.equal(loadConfig({ ...stripe, IDEMPOTENCY_TTL: '15m' }).idempotencyTtlMs, 900_000);
+    assert.match(failure({ ...github, STRIPE_WEBHOOK_SECRET: 'whsec_test_secret', IDEMPOTENCY_TTL: '2s' }).message, /at least 600 s/, 'the longest floor is named, not the first');
     assert.equal(loadConfig({ IDEMPOTENCY_TTL: '2s' }).idempotencyTtlMs, 2000, 'no signed source, nothing to replay');
   });
 

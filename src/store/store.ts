@@ -10,7 +10,7 @@ import { EventStore, type EventContent } from './events.js';
 /** The database file could not be created, opened or migrated (a file where its folder should be, no permission, a full disk, not a database). */
 export class StoreOpenError extends Error {
   override readonly name = 'StoreOpenError';
-  constructor(readonly file: string, cause: unknown) {
+  constructor(file: string, cause: unknown) {
     super(`cannot open ${file}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   }
 }
