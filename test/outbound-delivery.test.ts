@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import { Webhook } from 'standardwebhooks';
-import { waitFor, type TestService } from './helpers/service.js';
+import { tempDir, waitFor, type TestService } from './helpers/service.js';
 import { standardEvent, standardHeaders } from './helpers/signing.js';
 import { admin, publish, Receiver, registerEndpoint, settled, startOutboundService, TestClock } from './helpers/outbound-harness.js';
 
@@ -535,6 +535,52 @@ describe('outbound destinations', () => {
       await t.close();
       await hanging.close();
       await healthy.close();
+    }
+  });
+
+  it('holds an endpoint whose last attempt failed before a restart to its few slots from the start', async () => {
+    const r = await Receiver.start(() => ({ status: 500, body: 'down' }));
+    const env = { DATA_DIR: tempDir('hookwatch-failing-restart-'), DELIVERY_CONCURRENCY: '8', DELIVERY_TIMEOUT: '1500ms', RETRY_SCHEDULE: 'none' };
+    let t = await startOutboundService(env);
+    try {
+      await registerEndpoint(t, r, ['down.*']);
+      const first = (await publish(t, 'down.thing', {})).deliveries[0]?.id ?? '';
+      await waitFor('the failed attempt', () => t.service.store.deliveries.get(first)?.status === 'failed');
+      await t.close();
+      r.behaviour = () => 'hang';
+      t = await startOutboundService(env);
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) ids.push((await publish(t, 'down.thing', { i })).deliveries[0]?.id ?? '');
+      // Without the saved state the five would all be on the wire until their timeouts.
+      const parked = () => ids.filter((id) => t.service.store.deliveries.get(id)?.parked).length;
+      await waitFor('four parked behind the one slot on the wire', () => parked() === 4 && r.held === 1, 5_000)
+        .catch((error: Error) => assert.fail(`${error.message}: ${parked()} parked, ${r.held} on the wire`));
+    } finally {
+      await t.close();
+      await r.close();
+    }
+  });
+
+  it('keeps a failing endpoint\'s parked deliveries while a 410 has it disabled, and sends them once re-enabled', async () => {
+    const r = await Receiver.start(() => ({ status: 500, body: 'down' }));
+    const t = await startOutboundService({ DELIVERY_CONCURRENCY: '8', RETRY_SCHEDULE: 'none' });
+    try {
+      const ep = await registerEndpoint(t, r, ['gone.*']);
+      const first = (await publish(t, 'gone.thing', {})).deliveries[0]?.id ?? '';
+      await waitFor('the failed attempt', () => t.service.store.deliveries.get(first)?.status === 'failed');
+      r.behaviour = () => ({ status: 410, body: 'gone', delayMs: 500 });
+      const ids: string[] = [];
+      for (let i = 0; i < 4; i++) ids.push((await publish(t, 'gone.thing', { i })).deliveries[0]?.id ?? '');
+      await waitFor('disabled by the 410', () => t.service.store.endpoints.get(ep.id)?.disabledAt !== null);
+      const waiting = () => ids.map((id) => t.service.store.deliveries.get(id)).filter((d) => d?.status === 'pending' && d.parked);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(waiting().length, 3, 'the three behind the one slot stay parked, neither sent nor failed');
+      r.behaviour = () => ({ status: 200, body: 'ok' });
+      assert.equal((await admin(t, 'patch', `/api/v1/webhooks/${ep.id}`).send({ disabled: false })).status, 200);
+      await waitFor('the parked three delivered', () => ids.filter((id) => t.service.store.deliveries.get(id)?.status === 'delivered').length === 3);
+    } finally {
+      await t.close();
+      await r.close();
     }
   });
 

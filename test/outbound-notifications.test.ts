@@ -202,3 +202,28 @@ describe('notifications while the delivery slots are full', () => {
     }
   });
 });
+
+describe('a notification that keeps failing', () => {
+  it('is retried with backoff, then dead-lettered on the notifications queue, where the filter finds it', async () => {
+    const errorHook = await Receiver.start(() => ({ status: 500, body: 'down' }), '/errors');
+    const failing = await Receiver.start(() => ({ status: 500, body: 'down' }));
+    const t = await startOutboundService({ RETRY_SCHEDULE: 'none', ERROR_WEBHOOK_URL: errorHook.url, JOB_MAX_ATTEMPTS: '2', JOB_BACKOFF_BASE: '10ms' });
+    try {
+      await registerEndpoint(t, failing, ['broken.*']);
+      for (let i = 0; i < 3; i++) await publish(t, 'broken.thing', { i });
+      const listed = await waitFor('the dead-lettered error webhook', async () => {
+        const res = await admin(t, 'get', '/api/v1/dead-letters?queue=notifications');
+        return (res.body.data as unknown[]).length > 0 ? res.body.data as { queue: string; kind: string; attempts: number; last_error: string }[] : undefined;
+      });
+      assert.deepEqual(listed.map((job) => [job.queue, job.kind, job.attempts]), [['notifications', 'notify.error_webhook', 2]]);
+      assert.match(listed[0]?.last_error ?? '', /HTTP 500/);
+      assert.equal(errorHook.requests.length, 2, 'tried twice');
+      const deliveries = await admin(t, 'get', '/api/v1/dead-letters?queue=deliveries');
+      assert.ok((deliveries.body.data as { kind: string }[]).every((job) => job.kind === 'delivery.send'));
+    } finally {
+      await t.close();
+      await failing.close();
+      await errorHook.close();
+    }
+  });
+});
