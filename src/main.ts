@@ -118,17 +118,13 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
-function codeOf(error: unknown, codes: ReadonlySet<string>): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && codes.has(code);
-}
+const PORT_FAILURES = ['EADDRINUSE', 'EACCES'];
+const HOST_FAILURES = ['ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'EAI_NONAME'];
 
 /** A failure to listen, blamed on the setting that caused it. */
-function listenError(error: Error, config: Config): Error {
-  const where = `${config.host}:${config.port}`;
-  if (codeOf(error, new Set(['EADDRINUSE', 'EACCES']))) return new ConfigError('PORT', `cannot listen on ${where}: ${error.message}`);
-  if (codeOf(error, new Set(['ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'EAI_NONAME']))) return new ConfigError('HOST', `cannot listen on ${where}: ${error.message}`);
-  return error;
+function listenError(error: NodeJS.ErrnoException, config: Config): Error {
+  const blamed = PORT_FAILURES.includes(error.code ?? '') ? 'PORT' : HOST_FAILURES.includes(error.code ?? '') ? 'HOST' : null;
+  return blamed ? new ConfigError(blamed, `cannot listen on ${config.host}:${config.port}: ${error.message}`) : error;
 }
 
 main().catch((error: unknown) => {
