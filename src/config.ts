@@ -4,6 +4,7 @@ import { Webhook } from 'standardwebhooks';
 import { z } from 'zod';
 import { API_SOURCE } from './event-types.js';
 import { parseRetrySchedule, type RetrySchedule } from './outbound/retry-schedule.js';
+import { USER_INFO_PROBLEM, userInfoDecodes } from './outbound/sendable-url.js';
 import { displayUrl } from './telemetry/outage.js';
 import { parseDuration, parseSize } from './units.js';
 
@@ -116,7 +117,7 @@ const size = z.string().transform((text, ctx) => {
   }
 });
 const boolean = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
-const httpUrl = z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' });
+const httpUrl = z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }).refine(userInfoDecodes, USER_INFO_PROBLEM);
 const optionalUrl = (env: Env, name: string): string | null =>
   env[name] ? read(env, name, httpUrl, undefined, 'url') : null;
 const whsecSecret = z.string()

@@ -70,6 +70,16 @@ describe('configuration', () => {
     assert.equal(loadConfig({ IDEMPOTENCY_TTL: '2s' }).idempotencyTtlMs, 2000, 'no signed source, nothing to replay');
   });
 
+  it('refuses a URL whose user-info does not percent-decode: no HTTP client could send to it', () => {
+    for (const variable of ['ERROR_WEBHOOK_URL', 'LOKI_URL', 'OTEL_EXPORTER_OTLP_ENDPOINT']) {
+      const error = failure({ [variable]: 'http://user:S3cret%ZZ@hooks.example.com/x' });
+      assert.equal(error.variable, variable);
+      assert.match(error.message, /not valid percent-encoding/);
+      assert.doesNotMatch(error.message, /S3cret/);
+    }
+    assert.equal(loadConfig({ ERROR_WEBHOOK_URL: 'http://user:p%41ss@hooks.example.com/x' }).delivery.errorWebhookUrl, 'http://user:p%41ss@hooks.example.com/x');
+  });
+
   it('refuses an admin token it could never match in a Bearer header', () => {
     assert.match(failure({ ADMIN_TOKEN: 'correct horse battery staple' }).message, /^ADMIN_TOKEN: must not contain spaces/);
     assert.equal(failure({ ADMIN_TOKEN: 'a-long-enough-token\n' }).variable, 'ADMIN_TOKEN');

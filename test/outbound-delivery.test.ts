@@ -433,6 +433,19 @@ describe('outbound delivery', () => {
     assert.throws(() => new Webhook(ep.secret).verify(later.body, later.headers as Record<string, string>));
   });
 
+  it('refuses an endpoint URL whose user-info does not percent-decode, which could never be sent to', async () => {
+    const r = await receiver(() => ({ status: 200 }));
+    const bad = `http://user:%ZZ@127.0.0.1:${r.port}/hook`;
+    const created = await admin(t, 'post', '/api/v1/webhooks').send({ url: bad, events: ['*'] });
+    assert.equal(created.status, 400);
+    assert.equal(created.body.details[0].field, 'url');
+    assert.match(created.body.details[0].problem, /not valid percent-encoding/);
+    const ep = await registerEndpoint(t, r, ['never.sent']);
+    const patched = await admin(t, 'patch', `/api/v1/webhooks/${ep.id}`).send({ url: bad });
+    assert.equal(patched.status, 400);
+    assert.equal(patched.body.details[0].field, 'url');
+  });
+
   it('sends a signed test event on request and returns the result', async () => {
     const r = await receiver(() => ({ status: 202, body: 'thanks' }));
     const ep = await registerEndpoint(t, r, ['never.sent']);

@@ -213,6 +213,16 @@ describe('destination guard and connection reuse', () => {
   });
 });
 
+describe('the HTTP sender', () => {
+  it('reports a URL node:http refuses to send to as a failed attempt instead of throwing, without its credentials', async () => {
+    const result = await new HttpSender().send({ url: 'http://user:S3cret%ZZ@127.0.0.1:9/hook', headers: {}, body: '{}', timeoutMs: 1000, allowPrivate: true });
+    assert.equal(result.ok, false);
+    assert.equal(result.reason, 'connection');
+    assert.match(result.error ?? '', /^request not sent: URI malformed/);
+    assert.doesNotMatch(result.error ?? '', /S3cret/);
+  });
+});
+
 describe('error webhook failures', () => {
   it('name the error webhook without its credentials (the message is logged and kept with the job)', async () => {
     const closed = http.createServer();

@@ -4,13 +4,14 @@ import { EVENT_PATTERN } from '../event-types.js';
 import { badRequest, notFound } from '../http/errors.js';
 import { literalRefusal } from '../outbound/destination-guard.js';
 import type { Outbound } from '../outbound/outbound.js';
+import { USER_INFO_PROBLEM, userInfoDecodes } from '../outbound/sendable-url.js';
 import { DELIVERY_STATUSES, type DeliveryStatus } from '../store/deliveries.js';
 import type { Endpoint } from '../store/endpoints.js';
 import type { Store } from '../store/store.js';
 import { presentDelivery } from './deliveries.js';
 import { decodeCursor, encodeCursor, limitParam, parseWith, queryOf } from './query.js';
 
-const urlField = z.string().trim().max(2048).pipe(z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }));
+const urlField = z.string().trim().max(2048).pipe(z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }).refine(userInfoDecodes, USER_INFO_PROBLEM));
 const eventsField = z.array(z.string().trim().regex(EVENT_PATTERN, 'must be an event type, a prefix such as invoice.*, or *')).min(1, 'subscribe to at least one event type (* for all)').max(100);
 const ownersField = z.array(z.email('must be an email address')).max(20);
 const descriptionField = z.string().max(500);

@@ -113,12 +113,21 @@ function send(request: OutboundRequest, agents: Agents): Promise<SendResult> {
       resolve(result);
     };
     const transport = url.protocol === 'https:' ? https : http;
-    const req = transport.request(url, {
-      method: 'POST',
-      agent: url.protocol === 'https:' ? agents['https:'] : agents['http:'],
-      lookup: request.allowPrivate ? undefined : guardedLookup,
-      headers: { 'content-type': 'application/json', 'user-agent': 'hookwatch', ...request.headers, 'content-length': String(Buffer.byteLength(request.body)) },
-    });
+    let req: http.ClientRequest;
+    try {
+      req = transport.request(url, {
+        method: 'POST',
+        agent: url.protocol === 'https:' ? agents['https:'] : agents['http:'],
+        lookup: request.allowPrivate ? undefined : guardedLookup,
+        headers: { 'content-type': 'application/json', 'user-agent': 'hookwatch', ...request.headers, 'content-length': String(Buffer.byteLength(request.body)) },
+      });
+    } catch (error) {
+      // Thrown before anything is sent: user-info that does not percent-decode, a header value
+      // http refuses. The message names the part, never the URL with its credentials.
+      settled = true;
+      resolve(failure('connection', `request not sent: ${(error as Error).message}`));
+      return;
+    }
     const timer = setTimeout(() => {
       timedOut = true;
       req.destroy(new Error(`no complete response within ${request.timeoutMs} ms`));
