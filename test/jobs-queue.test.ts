@@ -244,6 +244,25 @@ describe('the worker pool', () => {
     assert.equal(queue.get(ids[1] as number)?.leaseOwner, 'other', 'the stolen job stays with its new owner');
   });
 
+  it('dead-letters a job whose runner keeps throwing once its attempts are used up, instead of retrying it for ever', async () => {
+    let runs = 0;
+    // A 100 ms lease (the delay before a thrown job runs again) and a 20 ms poll.
+    const { queue, pool } = poolSetup('pool-throws', 20, async () => {
+      runs += 1;
+      throw new URIError('URI malformed');
+    }, { leaseMs: 100 });
+    await startPool(pool);
+    const id = queue.enqueue({ queue: 'events', kind: 'k', ref: 'bad', maxAttempts: 2 });
+    const deadline = Date.now() + 5_000;
+    while (queue.get(id)?.status !== 'dead' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await pool.stop(1_000);
+    const job = queue.get(id);
+    assert.equal(job?.status, 'dead', 'the job ends as a dead letter');
+    assert.equal(runs, 2, 'it ran as often as its attempts allow, no more');
+    assert.match(job?.lastError ?? '', /runner threw: URI malformed/);
+  });
+
   it('keeps the leases of the job it runs and of the jobs waiting behind it, however long that takes', async () => {
     const ran: string[] = [];
     // A 300 ms lease, one slot, and a first job that runs for 900 ms: only the heartbeat keeps

@@ -218,9 +218,14 @@ export class WorkerPool implements JobHandoff {
     try {
       result = await this.options.run(job);
     } catch (error) {
-      // A runner that throws is a bug in the runner; keep the job and try again later.
-      result = { outcome: 'retry', runAt: Date.now() + this.options.leaseMs, error: (error as Error).message };
-      this.options.logger.error('job runner threw', { job_id: job.id, kind: job.kind, error: (error as Error).message });
+      // A runner that throws is a bug in the runner; keep the job and try again later, but no more
+      // often than its attempts allow: then it is a dead letter, where an operator sees it and can
+      // replay it once the cause is fixed, instead of an error line every lease for ever.
+      const message = (error as Error).message;
+      result = job.attempts >= job.maxAttempts
+        ? { outcome: 'dead', error: `runner threw: ${message}` }
+        : { outcome: 'retry', runAt: Date.now() + this.options.leaseMs, error: message };
+      this.options.logger.error('job runner threw', { job_id: job.id, kind: job.kind, attempt: job.attempts, error: message });
     }
     // The slot frees as soon as the result is queued for the next commit rather than once it has
     // committed: the job stays leased to this pool until then, so no one else can run it meanwhile.
