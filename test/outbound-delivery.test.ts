@@ -11,7 +11,7 @@ import { admin, publish, Receiver, registerEndpoint, settled, startOutboundServi
 const MINUTE = 60_000;
 
 interface AttemptBody { number: number; trigger: string; ok: boolean; status_code: number | null; reason: string | null; error: string | null; response_body: string | null }
-interface DeliveryBody { id: string; endpoint_id: string; status: string; attempts: number; next_attempt_at: string | null; attempt_log: AttemptBody[]; latest_response: { status_code: number | null; body: string | null } | null }
+interface DeliveryBody { id: string; endpoint_id: string; status: string; parked: boolean; attempts: number; next_attempt_at: string | null; attempt_log: AttemptBody[]; latest_response: { status_code: number | null; body: string | null } | null }
 
 describe('outbound delivery', () => {
   const clock = new TestClock();
@@ -311,6 +311,20 @@ describe('outbound delivery', () => {
     ids.push((await publish(t, 'queue.thing', { i: 8 })).id);
     await waitFor('all sent after resume', () => r.requests.length === 9);
     assert.deepEqual(r.requests.map((req) => req.id), ids, 'in the order they were published');
+  });
+
+  it('no longer shows a parked delivery as parked once a manual attempt delivered it', async () => {
+    const r = await receiver();
+    const ep = await registerEndpoint(t, r, ['manual.parked']);
+    assert.equal((await admin(t, 'patch', `/api/v1/webhooks/${ep.id}`).send({ paused: true })).status, 200);
+    const id = (await publish(t, 'manual.parked', {})).deliveries[0]?.id ?? '';
+    assert.equal((await delivery(id)).parked, true);
+    const retried = await admin(t, 'post', `/api/v1/deliveries/${id}/retry`);
+    assert.equal(retried.status, 200);
+    assert.equal(retried.body.delivery.status, 'delivered');
+    assert.equal(retried.body.delivery.parked, false, 'delivered, so not waiting behind the pause');
+    const listed = (await admin(t, 'get', `/api/v1/webhooks/${ep.id}/deliveries?status=delivered`)).body.data as { id: string; parked: boolean }[];
+    assert.deepEqual(listed.map((d) => [d.id, d.parked]), [[id, false]]);
   });
 
   it('releases the rest of a parked backlog when a manual retry settled the delivery released first', async () => {

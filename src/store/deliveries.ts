@@ -121,7 +121,9 @@ export class DeliveryStore {
       setJob: db.prepare<{ id: string; jobId: number | null; nextAt: number | null; now: number }, DeliveryRow>(
         'UPDATE deliveries SET job_id = @jobId, next_attempt_at = @nextAt, updated_at = @now WHERE id = @id RETURNING *'),
       applyAttempt: db.prepare<Record<string, string | number | null>, DeliveryRow>(
-        `UPDATE deliveries SET attempts = attempts + 1, status = @status, schedule_step = @scheduleStep, next_attempt_at = @nextAt,
+        // Parked means waiting without a job: a delivery an attempt settles (a manual one, for a parked delivery) is no longer waiting.
+        `UPDATE deliveries SET attempts = attempts + 1, status = @status, parked = CASE WHEN @status = 'pending' THEN parked ELSE 0 END,
+           schedule_step = @scheduleStep, next_attempt_at = @nextAt,
            last_attempt_at = @at, last_status_code = @statusCode, last_error = @error, updated_at = @now,
            delivered_at = CASE WHEN @status = 'delivered' AND @ok = 1 THEN @now ELSE delivered_at END
          WHERE id = @id AND attempts = @seenAttempts AND status = @seenStatus AND updated_at = @seenUpdatedAt RETURNING *`),
@@ -130,7 +132,8 @@ export class DeliveryStore {
          VALUES (@deliveryId, @endpointId, @number, @trigger, @at, @durationMs, @ok, @statusCode, @reason, @error, @responseBody)`),
       attempts: db.prepare<[string], AttemptRow>('SELECT * FROM delivery_attempts WHERE delivery_id = ? ORDER BY id'),
       setStatus: db.prepare<{ id: string; status: DeliveryStatus; error: string | null; now: number }>(
-        `UPDATE deliveries SET status = @status, last_error = coalesce(@error, last_error), next_attempt_at = NULL, updated_at = @now WHERE id = @id`),
+        `UPDATE deliveries SET status = @status, parked = CASE WHEN @status = 'pending' THEN parked ELSE 0 END,
+           last_error = coalesce(@error, last_error), next_attempt_at = NULL, updated_at = @now WHERE id = @id`),
       park: db.prepare<{ id: string; now: number }>(
         'UPDATE deliveries SET parked = 1, job_id = NULL, next_attempt_at = NULL, updated_at = @now WHERE id = @id'),
       oldestParked: db.prepare<[string], DeliveryRow>(
