@@ -199,6 +199,32 @@ describe('outbound delivery', () => {
     assert.match(metrics, new RegExp(`webhook_endpoint_up\\{endpoint="${ep.id}"\\} 1`));
   });
 
+  it('recovers a delivery a manual attempt failed with 410 before its retry ran with one job, on a fresh schedule', async () => {
+    let status = 500;
+    const r = await receiver(() => ({ status }));
+    const ep = await registerEndpoint(t, r, ['gone.thing']);
+    const id = (await publish(t, 'gone.thing', {})).deliveries[0]?.id ?? '';
+    await waitSettled(id, 1);
+    const retryJob = t.service.store.deliveries.get(id)?.jobId ?? 0;
+    assert.equal(t.service.jobs.get(retryJob)?.status, 'pending', 'the retry is scheduled');
+
+    // The steps the 410 email gives the owner: the endpoint answers again, re-enable, recover.
+    status = 410;
+    assert.equal((await admin(t, 'post', `/api/v1/deliveries/${id}/retry`)).body.delivery.status, 'failed');
+    status = 500;
+    assert.equal((await admin(t, 'patch', `/api/v1/webhooks/${ep.id}`).send({ disabled: false })).status, 200);
+    const recovered = await admin(t, 'post', `/api/v1/webhooks/${ep.id}/recover`).send({ since: new Date(clock.now() - MINUTE).toISOString() });
+    assert.equal(recovered.body.requeued, 1);
+    await waitSettled(id, 3);
+
+    assert.equal(t.service.store.deliveries.get(id)?.jobId, retryJob, 'the waiting retry job was reused, not joined by a second one');
+    const d = await delivery(id);
+    assert.equal(d.status, 'pending');
+    assert.equal(d.next_attempt_at, new Date(clock.now() + 2 * MINUTE).toISOString(), 'the fresh schedule starts over');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal((await delivery(id)).attempts, 3, 'no second job sent it again meanwhile');
+  });
+
   it('gives up after the schedule, dead-letters the delivery, and a manual retry or recover sends it again', async () => {
     let healthy = false;
     const r = await receiver(() => (healthy ? { status: 204 } : { status: 503, body: 'down' }));

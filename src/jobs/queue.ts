@@ -73,6 +73,8 @@ export interface JobQueue extends JobScheduler {
   listDead(queue: QueueName | null, limit: number, afterId: number): Job[];
   /** Moves a dead job back to pending with a fresh attempt budget. */
   replay(id: number): boolean;
+  /** Makes a job waiting its turn (pending, not held) due now, with a fresh attempt budget. */
+  runNow(id: number): boolean;
   deleteDead(id: number): boolean;
   pendingCount(queue: QueueName): number;
   deadCount(): number;

@@ -88,6 +88,8 @@ export class SqliteJobQueue implements JobQueue {
         "SELECT * FROM jobs WHERE status = 'dead' AND queue = ? AND id > ? ORDER BY id LIMIT ?"),
       replay: db.prepare<{ id: number; now: number }>(
         `UPDATE jobs SET status = 'pending', attempts = 0, run_at = @now, updated_at = @now WHERE id = @id AND status = 'dead'`),
+      runNow: db.prepare<{ id: number; now: number }>(
+        `UPDATE jobs SET attempts = 0, run_at = @now, updated_at = @now WHERE id = @id AND status = 'pending'`),
       deleteDead: db.prepare<[number]>("DELETE FROM jobs WHERE id = ? AND status = 'dead'"),
       pending: db.prepare<[QueueName], { n: number }>(
         "SELECT count(*) AS n FROM jobs WHERE queue = ? AND status IN ('pending', 'running')"),
@@ -172,7 +174,15 @@ export class SqliteJobQueue implements JobQueue {
   }
 
   replay(id: number): boolean {
-    const changed = this.s.replay.run({ id, now: this.clock.now() }).changes === 1;
+    return this.madeDue(id, this.s.replay.run({ id, now: this.clock.now() }).changes === 1);
+  }
+
+  runNow(id: number): boolean {
+    return this.madeDue(id, this.s.runNow.run({ id, now: this.clock.now() }).changes === 1);
+  }
+
+  /** Wakes the workers of a job that just became due. */
+  private madeDue(id: number, changed: boolean): boolean {
     const job = changed ? this.get(id) : null;
     if (job) for (const listener of this.listeners) listener(job.queue);
     return changed;

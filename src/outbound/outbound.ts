@@ -164,10 +164,16 @@ export class Outbound {
     return count;
   }
 
-  /** Puts a failed delivery back on the queue: its dead job is replayed, or a new one made. */
+  /**
+   * Puts a failed delivery back on the queue: its dead job is replayed, a job of it still waiting
+   * (a manual attempt's 410 failed the delivery before its scheduled retry ran) is made due now,
+   * or a new one made. Never a second job beside a live one: both would drive the delivery,
+   * using up its fresh schedule twice as fast.
+   */
   private requeue(deliveryId: string, jobId: number | null): void {
     const job = jobId === null ? null : this.jobs.get(jobId);
-    if (job && job.status === 'dead' && this.jobs.replay(job.id)) {
+    const reused = job !== null && (job.status === 'dead' ? this.jobs.replay(job.id) : job.status === 'pending' && this.jobs.runNow(job.id));
+    if (job && reused) {
       this.store.deliveries.requeue(deliveryId, job.id);
       return;
     }
