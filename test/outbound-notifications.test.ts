@@ -92,6 +92,7 @@ describe('telling people about failing endpoints', () => {
     assert.match(text, new RegExp(`Period: +${new Date(clock.now()).toISOString()} to ${new Date(clock.now()).toISOString()}`));
     assert.match(text, /server error \(HTTP 5xx\): 6/);
     assert.match(text, /logs.*database connections.*recent deployments/);
+    assert.match(mail.messageId ?? '', /^<ntf_[0-9a-z]+_\d+@hookwatch>$/, 'a Message-ID that stays the same should a crash make it be sent again');
 
     for (let i = 0; i < 4; i++) await attempt('six.thing', 500);
     assert.equal(mailsFor(ep).length, 1, 'one email per window, not one per failure');
@@ -218,6 +219,9 @@ describe('a notification that keeps failing', () => {
       assert.deepEqual(listed.map((job) => [job.queue, job.kind, job.attempts]), [['notifications', 'notify.error_webhook', 2]]);
       assert.match(listed[0]?.last_error ?? '', /HTTP 500/);
       assert.equal(errorHook.requests.length, 2, 'tried twice');
+      const keys = errorHook.requests.map((r) => r.headers['idempotency-key']);
+      assert.match(String(keys[0]), /^ntf_[0-9a-z]+_\d+$/);
+      assert.equal(keys[1], keys[0], 'both tries carry the same Idempotency-Key, so the receiver can drop a repeat');
       const deliveries = await admin(t, 'get', '/api/v1/dead-letters?queue=deliveries');
       assert.ok((deliveries.body.data as { kind: string }[]).every((job) => job.kind === 'delivery.send'));
     } finally {

@@ -27,10 +27,22 @@ export interface NotifierOptions {
 }
 
 /**
+ * The same on every try of one notification: a try cut short by a crash after the receiver got
+ * it is made again after the restart, and this is what lets the receiver drop the copy (the
+ * error webhook's Idempotency-Key, the email's Message-ID). The creation time keeps it unique
+ * should the database be started afresh and job ids begin again.
+ */
+export function notificationId(job: Pick<Job, 'id' | 'createdAt'>): string {
+  return `ntf_${job.createdAt.toString(36)}_${job.id}`;
+}
+
+/**
  * Sends the error webhook and owner emails. A notification is queued as a job in the same
  * transaction as the failure-monitor state that decided it, so a crash neither loses it
- * (the job survives) nor repeats it (the state says it was decided); the job is retried with
- * backoff while the SMTP server or the error webhook is unreachable.
+ * (the job survives) nor decides it twice (the state says it was decided); the job is retried
+ * with backoff while the SMTP server or the error webhook is unreachable. Sending is at least
+ * once: a crash between the receiver getting it and the job's commit sends it again, with the
+ * same notificationId.
  */
 export class Notifier {
   private transport: Transporter | null = null;
@@ -64,8 +76,9 @@ export class Notifier {
 
   run = async (job: Job): Promise<JobResult> => {
     try {
-      if (job.kind === ERROR_WEBHOOK_JOB) await this.postErrorWebhook(job.payload?.body as ErrorWebhookBody);
-      else await this.sendEmail(job.payload?.message as EmailMessage);
+      const id = notificationId(job);
+      if (job.kind === ERROR_WEBHOOK_JOB) await this.postErrorWebhook(id, job.payload?.body as ErrorWebhookBody);
+      else await this.sendEmail(id, job.payload?.message as EmailMessage);
       this.logger.info('notification sent', { kind: job.kind, endpoint: job.ref, attempt: job.attempts });
       return { outcome: 'done' };
     } catch (error) {
@@ -80,19 +93,19 @@ export class Notifier {
     }
   };
 
-  private async postErrorWebhook(body: ErrorWebhookBody): Promise<void> {
+  private async postErrorWebhook(id: string, body: ErrorWebhookBody): Promise<void> {
     const url = this.options.errorWebhookUrl;
     if (!url) return;
     // The operator configured this URL, so the private-destination rule does not apply to it.
-    const result = await this.sender.send({ url, headers: {}, body: JSON.stringify(body), timeoutMs: this.options.timeoutMs, allowPrivate: true });
+    const result = await this.sender.send({ url, headers: { 'idempotency-key': id }, body: JSON.stringify(body), timeoutMs: this.options.timeoutMs, allowPrivate: true });
     // Shown without user-info or query: the message reaches logs and the dead-letter list.
     if (!result.ok) throw new Error(`error webhook ${displayUrl(url)}: ${result.error ?? 'failed'}`);
   }
 
-  private async sendEmail(message: EmailMessage): Promise<void> {
+  private async sendEmail(id: string, message: EmailMessage): Promise<void> {
     if (!this.options.smtpUrl) return;
     this.transport ??= nodemailer.createTransport(this.options.smtpUrl);
-    await this.transport.sendMail({ from: this.options.from, to: message.to, subject: message.subject, text: message.text });
+    await this.transport.sendMail({ from: this.options.from, to: message.to, subject: message.subject, text: message.text, messageId: `<${id}@hookwatch>` });
   }
 
   close(): void {
