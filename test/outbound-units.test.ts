@@ -175,6 +175,13 @@ describe('notification texts', () => {
     assert.match(mail.text, /Period: +1970-01-01T00:00:00.000Z to 1970-01-01T00:01:00.000Z/);
   });
 
+  it('tells the owners of a disabled endpoint what becomes of what is still owed to it', () => {
+    const mail = disabledEmail(endpoint, ['a@example.com'], 0);
+    assert.match(mail.text, /marked failed as their turn comes/);
+    assert.match(mail.text, /parked while it was failing stay queued and go out, in order, once it is re-enabled/);
+    assert.match(mail.text, /\{"disabled": false\}.*\/recover/);
+  });
+
   it('keeps credentials of an endpoint URL out of emails and the error webhook (subjects reach logs when an email cannot be sent)', () => {
     const withCredentials = { ...endpoint, url: 'https://user:pa55word@hooks.example.com/in?token=t0ken' };
     const window = { start: 0, end: 60_000, attempts: 6, failures: 6, reasons: { http_5xx: 6 } };

@@ -79,7 +79,8 @@ export function disabledEmail(endpoint: Endpoint, to: string[], at: number): Ema
     ...endpointLines(endpoint),
     `Disabled at:  ${iso(at)}`,
     '',
-    'No further events are delivered to it. Deliveries still owed to it are kept as failed.',
+    'No further events are delivered to it. Deliveries still owed to it are marked failed as their turn comes;',
+    'those parked while it was failing stay queued and go out, in order, once it is re-enabled.',
     'Recommended action: if the endpoint was retired on purpose, delete it; if it answered 410 by mistake, fix it and re-enable it with',
     `PATCH /api/v1/webhooks/${endpoint.id} {"disabled": false}, then re-send what failed with POST /api/v1/webhooks/${endpoint.id}/recover.`,
   ].join('\n');
