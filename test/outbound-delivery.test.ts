@@ -339,6 +339,27 @@ describe('outbound delivery', () => {
     assert.deepEqual(r.requests.map((req) => req.id), ids, 'in the order they were published');
   });
 
+  it('keeps a resumed backlog to one delivery at a time when the endpoint is changed meanwhile', async () => {
+    let onTheWire = 0;
+    let most = 0;
+    const r = await receiver(() => {
+      onTheWire += 1;
+      most = Math.max(most, onTheWire);
+      setTimeout(() => { onTheWire -= 1; }, 100);
+      return { status: 200, delayMs: 100 };
+    });
+    const ep = await registerEndpoint(t, r, ['order.kept']);
+    assert.equal((await admin(t, 'patch', `/api/v1/webhooks/${ep.id}`).send({ paused: true })).status, 200);
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await publish(t, 'order.kept', { i })).id);
+    assert.equal((await admin(t, 'patch', `/api/v1/webhooks/${ep.id}`).send({ paused: false })).status, 200);
+    await waitFor('the first on the wire', () => r.requests.length === 1);
+    assert.equal((await admin(t, 'patch', `/api/v1/webhooks/${ep.id}`).send({ description: 'renamed' })).status, 200);
+    await waitFor('the backlog sent', () => r.answered === 4);
+    assert.equal(most, 1, 'a change that does not resume starts no second release');
+    assert.deepEqual(r.requests.map((req) => req.id), ids, 'in the order they were published');
+  });
+
   it('no longer shows a parked delivery as parked once a manual attempt delivered it', async () => {
     const r = await receiver();
     const ep = await registerEndpoint(t, r, ['manual.parked']);

@@ -120,11 +120,18 @@ export class Outbound {
     return endpoint;
   }
 
-  /** Applies a change; resuming (or re-enabling) releases the parked deliveries, oldest first. */
+  /**
+   * Applies a change; resuming (or re-enabling) releases the parked deliveries, oldest first. Any
+   * other change leaves them be: each release starts a chain (every job that ends releases the
+   * next), and a second chain would break a paused backlog's order.
+   */
   updateEndpoint(id: string, patch: EndpointPatch): Endpoint | null {
     const updated = this.store.transaction(() => {
+      const before = this.store.endpoints.get(id);
       const endpoint = this.store.endpoints.update(id, patch);
-      if (endpoint) this.dispatcher.releaseNextParked(endpoint);
+      const reopened = before !== null && endpoint !== null
+        && ((before.paused && !endpoint.paused) || (before.disabledAt !== null && endpoint.disabledAt === null));
+      if (endpoint && reopened) this.dispatcher.releaseNextParked(endpoint);
       return endpoint;
     });
     if (updated) this.logger.info('endpoint updated', { endpoint: id, changed: Object.keys(patch) });
