@@ -231,14 +231,14 @@ describe('the HTTP sender', () => {
 });
 
 describe('error webhook failures', () => {
-  it('name the error webhook without its credentials (the message is logged and kept with the job)', async () => {
+  it('name the error webhook by its origin alone: credentials in its user-info, query or path (Slack-style) stay out of the message that is logged and kept with the job', async () => {
     const closed = http.createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const { port } = closed.address() as AddressInfo;
     await new Promise((resolve) => closed.close(resolve));
     const logs: string[] = [];
     const notifier = new Notifier(
-      { errorWebhookUrl: `http://alerts:S3cretHookPw@127.0.0.1:${port}/hook?token=abc123`, smtpUrl: null, from: 'a@example.com', alwaysTo: [], timeoutMs: 2000, maxAttempts: 3, backoff: { baseMs: 1000, factor: 2, maxMs: 60_000 } },
+      { errorWebhookUrl: `http://alerts:S3cretHookPw@127.0.0.1:${port}/services/T000/B000/XoxbPathSecret?token=abc123`, smtpUrl: null, from: 'a@example.com', alwaysTo: [], timeoutMs: 2000, maxAttempts: 3, backoff: { baseMs: 1000, factor: 2, maxMs: 60_000 } },
       { enqueue: () => 1, enqueueFor: () => ({ id: 1, leased: null }) },
       new HttpSender(),
       createLogger({ level: 'debug', service: 'hookwatch', environment: 'test', stream: new Writable({ write(chunk, _encoding, done) { logs.push(String(chunk)); done(); } }) }),
@@ -248,8 +248,8 @@ describe('error webhook failures', () => {
     const result = await notifier.run({ ...job, payload: { ...job.payload } });
     assert.equal(result.outcome, 'retry');
     const error = 'error' in result ? result.error : '';
-    assert.match(error, new RegExp(`^error webhook http://127\\.0\\.0\\.1:${port}/hook: `));
-    for (const text of [error, ...logs]) assert.doesNotMatch(text, /S3cretHookPw|abc123/);
+    assert.match(error, new RegExp(`^error webhook http://127\\.0\\.0\\.1:${port}: `));
+    for (const text of [error, ...logs]) assert.doesNotMatch(text, /S3cretHookPw|abc123|XoxbPathSecret/);
     assert.ok(logs.some((line) => line.includes('notification failed; will retry')));
   });
 });

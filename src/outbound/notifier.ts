@@ -5,7 +5,6 @@ import type { Job, JobScheduler } from '../jobs/queue.js';
 import type { JobResult } from '../jobs/worker.js';
 import type { QueueName } from '../telemetry/metrics.js';
 import type { Logger } from '../telemetry/logger.js';
-import { displayUrl } from '../telemetry/outage.js';
 import type { HttpSender } from './http-sender.js';
 import type { EmailMessage, ErrorWebhookBody } from './messages.js';
 
@@ -98,8 +97,9 @@ export class Notifier {
     if (!url) return;
     // The operator configured this URL, so the private-destination rule does not apply to it.
     const result = await this.sender.send({ url, headers: { 'idempotency-key': id }, body: JSON.stringify(body), timeoutMs: this.options.timeoutMs, allowPrivate: true });
-    // Shown without user-info or query: the message reaches logs and the dead-letter list.
-    if (!result.ok) throw new Error(`error webhook ${displayUrl(url)}: ${result.error ?? 'failed'}`);
+    // Named by its origin alone: the message reaches logs and the dead-letter list, and services
+    // such as Slack or Discord carry the hook's secret in the URL's path. (The URL passed config.)
+    if (!result.ok) throw new Error(`error webhook ${new URL(url).origin}: ${result.error ?? 'failed'}`);
   }
 
   private async sendEmail(id: string, message: EmailMessage): Promise<void> {
