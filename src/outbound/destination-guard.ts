@@ -15,7 +15,9 @@ for (const [network, prefix] of [
   ['224.0.0.0', 4], ['240.0.0.0', 4],
 ] as const) blocked.addSubnet(network, prefix, 'ipv4');
 for (const [network, prefix] of [
-  ['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['2001:db8::', 32], ['64:ff9b::', 96], ['100::', 64],
+  // ::/96 holds the unspecified and loopback addresses and the deprecated IPv4-compatible form
+  // (::127.0.0.1); ::ffff:0:0:0/96 the IPv4-translated one (::ffff:0:127.0.0.1). No public host uses either.
+  ['::', 96], ['::ffff:0:0:0', 96], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['2001:db8::', 32], ['64:ff9b::', 96], ['100::', 64],
 ] as const) blocked.addSubnet(network, prefix, 'ipv6');
 
 export class DestinationRefusedError extends Error {
