@@ -155,6 +155,8 @@ function readSources(env: Env): Map<string, string[]> {
     if (reserved) throw new ConfigError(name, reserved);
     // Several secrets separated by spaces or commas: the old and the new during a key rotation.
     const secrets = value.split(/[\s,]+/).filter(Boolean).map((secret) => read({ [name]: secret }, name, whsecSecret, undefined, 'hidden'));
+    // Only separators (a quoted blank, a stray comma): a source without a secret would verify nothing.
+    if (secrets.length === 0) throw new ConfigError(name, 'holds no secret, only spaces or commas (give one or more whsec_ secrets, or unset it)');
     sources.set(source, secrets);
   }
   return sources;
@@ -189,10 +191,12 @@ export function loadConfig(env: Env = process.env): Config {
     if (/\s/.test(explicitToken)) throw new ConfigError('ADMIN_TOKEN', 'must not contain spaces or other whitespace');
   }
   const stripeSecret = env.STRIPE_WEBHOOK_SECRET;
+  // Checked even while Stripe is off: a typo should not wait to surface until the secret is set.
+  const stripeToleranceSeconds = read(env, 'STRIPE_TOLERANCE_SECONDS', integer(1, 86_400), '300');
   const stripe = stripeSecret
     ? {
         secret: read(env, 'STRIPE_WEBHOOK_SECRET', z.string().regex(/^whsec_\S+$/, 'must start with whsec_'), undefined, 'hidden'),
-        toleranceSeconds: read(env, 'STRIPE_TOLERANCE_SECONDS', integer(1, 86_400), '300'),
+        toleranceSeconds: stripeToleranceSeconds,
       }
     : null;
   const sources = readSources(env);

@@ -124,6 +124,18 @@ describe('configuration', () => {
     assert.equal(config.sources.get('my-shop')?.length, 2);
   });
 
+  it('checks STRIPE_TOLERANCE_SECONDS even while no Stripe secret is set', () => {
+    assert.equal(failure({ STRIPE_TOLERANCE_SECONDS: 'abc' }).variable, 'STRIPE_TOLERANCE_SECONDS');
+  });
+
+  it('refuses a WEBHOOK_SECRET_<SOURCE> holding only spaces or commas, which would open the route with no secret to check', () => {
+    for (const value of [' ', ',', ' , ']) {
+      const error = failure({ WEBHOOK_SECRET_GITHUB: value });
+      assert.equal(error.variable, 'WEBHOOK_SECRET_GITHUB');
+      assert.match(error.message, /holds no secret/);
+    }
+  });
+
   it('refuses a source named api: published events are stored under it', () => {
     // Inbound and published events would share (source, event id) idempotency keys.
     const error = failure({ WEBHOOK_SECRET_API: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' });

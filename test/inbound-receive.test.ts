@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
 import { ADMIN_TOKEN, startTestService, waitFor, type TestService } from './helpers/service.js';
 import { standardEvent, standardHeaders, stripeEvent, stripeHeaders, uniqueId } from './helpers/signing.js';
+import { StandardWebhooksVerifier } from '../src/inbound/verifiers/standard-webhooks.js';
 
 const ROTATED_SECRET = 'whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD';
 
@@ -121,6 +122,12 @@ describe('receiving webhooks', () => {
     assert.deepEqual([missing.status, missing.body.details], [400, [{ reason: 'missing' }]]);
     const malformed = await request(t.url).post('/webhooks/demo').set({ ...standardHeaders(id, body), 'webhook-signature': 'v2 nonsense' }).send(body);
     assert.deepEqual([malformed.status, malformed.body.details], [400, [{ reason: 'malformed' }]]);
+    // An unsigned request is refused for its signature before anything else about it is judged.
+    const longId = 'x'.repeat(300);
+    const forgedLong = await request(t.url).post('/webhooks/demo').set({ ...standardHeaders(longId, body), 'webhook-signature': 'v1,AAAA' }).send(body);
+    assert.deepEqual([forgedLong.status, forgedLong.body.details], [400, [{ reason: 'mismatch' }]]);
+    const signedLong = await request(t.url).post('/webhooks/demo').set(standardHeaders(longId, body)).send(body);
+    assert.deepEqual([signedLong.status, signedLong.body.error], [400, 'invalid_event_id']);
     // None of them reached processing.
     const rows = t.service.store.db.prepare('SELECT count(*) AS n FROM events WHERE event_id = ?').get(id) as { n: number };
     assert.equal(rows.n, 0);
@@ -264,5 +271,11 @@ describe('rate limiting', () => {
     const text = (await request(t.url).get('/metrics')).text;
     assert.match(text, /webhook_rate_limited_total\{source="demo"\} 2\b/);
     assert.match(text, /webhook_requests_total\{source="demo",status="429"\} 2\b/);
+  });
+});
+
+describe('the Standard Webhooks verifier', () => {
+  it('cannot be built without a secret: it would have nothing to check a signature against', () => {
+    assert.throws(() => new StandardWebhooksVerifier([]), /at least one secret/);
   });
 });

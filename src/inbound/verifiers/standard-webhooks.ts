@@ -17,6 +17,7 @@ export class StandardWebhooksVerifier implements Verifier {
   private readonly webhooks: Webhook[];
 
   constructor(secrets: readonly string[]) {
+    if (secrets.length === 0) throw new Error('a Standard Webhooks source needs at least one secret');
     this.webhooks = secrets.map((secret) => new Webhook(secret));
   }
 
@@ -32,21 +33,24 @@ export class StandardWebhooksVerifier implements Verifier {
     if (!signature.split(' ').some((entry) => SIGNATURE_ENTRY.test(entry))) {
       throw new SignatureError('malformed', 'webhook-signature holds no v1,<base64> signature');
     }
-    if (id.length > 255) throw badRequest('invalid_event_id', 'webhook-id is longer than 255 characters');
     const raw = rawBody.toString('utf8');
     const plain = { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': signature };
-    let lastError: SignatureError | null = null;
+    // Fails closed: only a secret that verified lets the request through.
+    let failure: SignatureError = new SignatureError('mismatch', 'no signature in webhook-signature matches the body');
+    let verified = false;
     for (const webhook of this.webhooks) {
       try {
         webhook.verify(raw, plain, { jsonParse: false });
-        lastError = null;
+        verified = true;
         break;
       } catch (error) {
-        lastError = classify(error);
-        if (lastError.reason === 'expired') break;
+        failure = classify(error);
+        if (failure.reason === 'expired') break;
       }
     }
-    if (lastError) throw lastError;
+    if (!verified) throw failure;
+    // Checked once signed: an unsigned request learns nothing of what hookwatch accepts.
+    if (id.length > 255) throw badRequest('invalid_event_id', 'webhook-id is longer than 255 characters');
     const payload = parseEventPayload(raw);
     return { eventId: id, type: requireString(payload, 'type', 'missing_event_type'), rawPayload: raw };
   }
