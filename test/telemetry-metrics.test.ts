@@ -280,3 +280,32 @@ describe('telemetry: every contract metric moves with real traffic', () => {
     assert.equal(negotiateFormat(OPENMETRICS_ACCEPT), 'openmetrics');
   });
 });
+
+describe('telemetry: series that exist before traffic, and requests nobody waited for', () => {
+  let t: TestService;
+  before(async () => { t = await startTestService(); });
+  after(() => t.close());
+
+  it('starts the 500 and 503 request counters and the accepted requests\' latency at 0, so a first burst is counted by increase()', async () => {
+    const { samples } = await scrape(t.url);
+    for (const status of ['500', '503']) assert.equal(valueOf(samples, 'webhook_requests_total', { source: 'demo', status }), 0);
+    for (const status of ['200', '202']) {
+      assert.equal(valueOf(samples, 'webhook_request_duration_seconds_bucket', { source: 'stripe', status, le: '+Inf' }), 0);
+      assert.equal(valueOf(samples, 'webhook_request_duration_seconds_count', { source: 'stripe', status }), 0);
+    }
+  });
+
+  it('records a request whose client went away mid-body as 499, not as a 200', async () => {
+    const { body } = stripeEvent('charge.succeeded');
+    const { port } = new URL(t.url);
+    await new Promise<void>((resolve) => {
+      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/webhooks/stripe', headers: { ...stripeHeaders(body), 'content-length': Buffer.byteLength(body) } });
+      req.on('error', () => resolve());
+      req.write(body.slice(0, 10), () => setTimeout(() => { req.destroy(); resolve(); }, 50));
+    });
+    await waitFor('the abandoned request to be counted', async () => valueOf((await scrape(t.url)).samples, 'webhook_requests_total', { source: 'stripe', status: '499' }) === 1);
+    const { samples } = await scrape(t.url);
+    assert.equal(valueOf(samples, 'webhook_requests_total', { source: 'stripe', status: '200' }), 0);
+    assert.equal(valueOf(samples, 'webhook_concurrent_requests'), 0);
+  });
+});

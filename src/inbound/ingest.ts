@@ -25,6 +25,8 @@ export interface IngestOptions {
 
 export const INGEST_ROUTE = '/webhooks/:source';
 const INGEST_PATH = /^\/webhooks\/([^/?#]+)\/?(?:\?.*)?$/i;
+/** The status recorded for a request whose client closed the connection before it was answered. */
+const CLIENT_CLOSED = 499;
 
 /** The source named by a POST /webhooks/:source request, or null for every other request. */
 export function ingestSource(req: IncomingMessage): string | null {
@@ -142,7 +144,9 @@ export function ingestHandler(options: IngestOptions): (req: IncomingMessage, re
     res.setHeader('X-Request-ID', requestId);
     nameHttpRoute(INGEST_ROUTE);
     res.once('close', () => {
-      metrics.requestCompleted(source, res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
+      // Closed before the answer was sent: the client went away (nginx's 499), not a 200.
+      const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED;
+      metrics.requestCompleted(source, status, Number(process.hrtime.bigint() - started) / 1e9);
     });
     runWithContext({ request_id: requestId, source }, () => {
       receive(req, res, requested, verifier, requestId).catch((error: unknown) => refuse(error, res, source));

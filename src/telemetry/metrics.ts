@@ -79,7 +79,10 @@ export class Metrics {
   sourceConfigured(source: string, ratePerSecond: number): void {
     const set = this.set;
     set.rateLimitPerSecond.set({ source }, ratePerSecond);
-    for (const status of ['200', '202', '400', '404', '413', '415', '429']) set.requests.inc({ source, status }, 0);
+    for (const status of ['200', '202', '400', '404', '413', '415', '429', '500', '503']) set.requests.inc({ source, status }, 0);
+    // The latency of accepted requests too: a first burst before the first scrape would otherwise be
+    // the series' starting value, which increase() and rate() never count.
+    for (const status of ['200', '202']) set.requestDuration.zero({ source, status });
     for (const type of INBOUND_ERROR_TYPES) set.errors.inc({ source, type }, 0);
     for (const reason of SIGNATURE_FAILURE_REASONS) set.signatureFailures.inc({ source, reason }, 0);
     set.rateLimited.inc({ source }, 0);
