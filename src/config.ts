@@ -106,10 +106,13 @@ const duration = (minMs: number, maxMs: number) =>
       return z.NEVER;
     }
   });
+const MAX_BODY_LIMIT = 100 * 1024 * 1024;
 const size = z.string().transform((text, ctx) => {
   try {
     const bytes = parseSize(text);
     if (bytes < 1) ctx.addIssue({ code: 'custom', message: 'must be at least 1 byte' });
+    // The body is read into memory whole; webhooks are kilobytes, and a Buffer cannot hold gigabytes.
+    else if (bytes > MAX_BODY_LIMIT) ctx.addIssue({ code: 'custom', message: 'must be at most 100mb' });
     return bytes;
   } catch (error) {
     ctx.addIssue({ code: 'custom', message: (error as Error).message });
@@ -190,6 +193,10 @@ export function loadConfig(env: Env = process.env): Config {
     // It travels as `Authorization: Bearer <token>`, where whitespace ends the token.
     if (/\s/.test(explicitToken)) throw new ConfigError('ADMIN_TOKEN', 'must not contain spaces or other whitespace');
   }
+  const backoffBaseMs = read(env, 'JOB_BACKOFF_BASE', duration(1, 86_400_000), '1s');
+  const backoffMaxMs = read(env, 'JOB_BACKOFF_MAX', duration(1, 7 * 86_400_000), '1h');
+  // A cap below the first delay would quietly turn every backoff into the cap.
+  if (backoffMaxMs < backoffBaseMs) throw new ConfigError('JOB_BACKOFF_MAX', `must be at least JOB_BACKOFF_BASE (${backoffBaseMs} ms), got ${backoffMaxMs} ms`);
   const stripeSecret = env.STRIPE_WEBHOOK_SECRET;
   // Checked even while Stripe is off: a typo should not wait to surface until the secret is set.
   const stripeToleranceSeconds = read(env, 'STRIPE_TOLERANCE_SECONDS', integer(1, 86_400), '300');
@@ -222,9 +229,9 @@ export function loadConfig(env: Env = process.env): Config {
       leaseMs: read(env, 'JOB_LEASE', duration(1000, 86_400_000), '30s'),
       pollMs: read(env, 'JOB_POLL_INTERVAL', duration(10, 60_000), '250ms'),
       maxAttempts: read(env, 'JOB_MAX_ATTEMPTS', integer(1, 100), '8'),
-      backoffBaseMs: read(env, 'JOB_BACKOFF_BASE', duration(1, 86_400_000), '1s'),
+      backoffBaseMs,
       backoffFactor: read(env, 'JOB_BACKOFF_FACTOR', numberText(/^\d+(\.\d+)?$/, 'must be a number such as 2 or 1.5', z.number().min(1).max(10)), '2'),
-      backoffMaxMs: read(env, 'JOB_BACKOFF_MAX', duration(1, 7 * 86_400_000), '1h'),
+      backoffMaxMs,
     },
     shutdownTimeoutMs: read(env, 'SHUTDOWN_TIMEOUT', duration(0, 600_000), '10s'),
     handlersModule: env.HANDLERS_MODULE ? path.resolve(env.HANDLERS_MODULE) : null,

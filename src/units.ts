@@ -17,7 +17,11 @@ const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 
 export function parseSize(text: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?\s*$/i.exec(text);
   if (!match) throw new Error(`"${text}" is not a size (use e.g. 512kb, 1mb)`);
-  return Math.round(Number(match[1]) * (SIZE_UNITS[(match[2] ?? 'b').toLowerCase()] ?? 1));
+  const value = Number(match[1]);
+  const unit = SIZE_UNITS[(match[2] ?? 'b').toLowerCase()] ?? 1;
+  // A fraction of a kilobyte is a number of bytes; a fraction of a byte is a typo.
+  if (unit === 1 && !Number.isInteger(value)) throw new Error(`"${text}" is not a whole number of bytes`);
+  return Math.round(value * unit);
 }
 
 export function formatDuration(ms: number): string {

@@ -124,6 +124,16 @@ describe('configuration', () => {
     assert.equal(config.sources.get('my-shop')?.length, 2);
   });
 
+  it('refuses a backoff cap below its base, and body limits a Buffer could not hold or of a fraction of a byte', () => {
+    const backoff = failure({ JOB_BACKOFF_BASE: '2h', JOB_BACKOFF_MAX: '1s' });
+    assert.equal(backoff.variable, 'JOB_BACKOFF_MAX');
+    assert.match(backoff.message, /at least JOB_BACKOFF_BASE/);
+    assert.match(failure({ BODY_LIMIT: '5gb' }).message, /^BODY_LIMIT: must be at most 100mb/);
+    assert.match(failure({ BODY_LIMIT: '0.5' }).message, /^BODY_LIMIT: .*not a whole number of bytes/);
+    assert.equal(loadConfig({ BODY_LIMIT: '1.5kb' }).bodyLimitBytes, 1536);
+    assert.equal(loadConfig({ JOB_BACKOFF_BASE: '1s', JOB_BACKOFF_MAX: '1s' }).worker.backoffMaxMs, 1000);
+  });
+
   it('checks STRIPE_TOLERANCE_SECONDS even while no Stripe secret is set', () => {
     assert.equal(failure({ STRIPE_TOLERANCE_SECONDS: 'abc' }).variable, 'STRIPE_TOLERANCE_SECONDS');
   });
