@@ -49,7 +49,8 @@ native_pid() {
   if [[ -r /proc/$pid/environ ]]; then
     marker="HOOKWATCH_MONITORING_STATE_DIR=$STATE_DIR"
     local environment
-    environment=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null) || return 1
+    # stderr first: a process gone since the check makes the redirection itself fail, noisily.
+    environment=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ") || return 1
     grep -qxF -- "$marker" <<<"$environment" || return 1
   fi
   printf '%s' "$pid"
