@@ -45,6 +45,27 @@ describe('the durable job queue', () => {
     assert.deepEqual(queue.claim('events', 'worker-c', 5, 30_000), []);
   });
 
+  it('gives back the attempt of a job that waited unstarted in a crashed worker\'s batch, so a crash loop dead-letters only its cause', () => {
+    const { queue, advance } = setup();
+    const crasher = queue.enqueue({ queue: 'events', kind: 'k', ref: 'crasher', maxAttempts: 3 });
+    const innocent = queue.enqueue({ queue: 'events', kind: 'k', ref: 'innocent', maxAttempts: 3 });
+    const attemptsAfterCrash = (startFirst: boolean) => {
+      advance(60_000);
+      const claimed = queue.claim('events', `worker-${Math.random()}`, 2, 30_000);
+      // The crasher starts first and takes the process down; the innocent job never starts.
+      const first = claimed.find((job) => job.id === crasher);
+      if (startFirst && first) queue.markStarted(first.id, first.leaseOwner ?? '');
+      return new Map(claimed.map((job) => [job.ref, job.attempts]));
+    };
+    assert.deepEqual([...attemptsAfterCrash(false)], [['crasher', 1], ['innocent', 1]]);
+    // A first attempt keeps its count, started or not (its start is not recorded).
+    assert.deepEqual([...attemptsAfterCrash(true)], [['crasher', 2], ['innocent', 2]]);
+    assert.deepEqual([...attemptsAfterCrash(true)], [['crasher', 3], ['innocent', 2]], 'the started attempt counts, the unstarted one is given back');
+    assert.deepEqual([...attemptsAfterCrash(true)], [['crasher', 4], ['innocent', 2]]);
+    assert.deepEqual([...attemptsAfterCrash(true)], [['crasher', 5], ['innocent', 2]], 'the crasher passes its limit; the innocent job keeps its attempts');
+    assert.equal(queue.get(innocent)?.attempts, 2);
+  });
+
   it('takes back a crashed worker\'s job once its lease expires, and ignores the late claimant', () => {
     const { queue, advance } = setup();
     const id = queue.enqueue({ queue: 'events', kind: 'k', ref: 'r', maxAttempts: 3 });
@@ -242,6 +263,21 @@ describe('the worker pool', () => {
     assert.deepEqual(persisted, ['kept'], 'the writes of the job whose lease was lost are skipped');
     assert.equal(queue.get(ids[0] as number), null, 'the kept job completed');
     assert.equal(queue.get(ids[1] as number)?.leaseOwner, 'other', 'the stolen job stays with its new owner');
+  });
+
+  it('records a retry\'s start in the table before its runner runs, so a crash during it keeps the attempt counted', async () => {
+    const seen: [number, number][] = [];
+    const { db, queue, pool } = poolSetup('pool-started', 20, async (job) => {
+      const row = db.prepare('SELECT started_attempt FROM jobs WHERE id = ?').get(job.id) as { started_attempt: number };
+      seen.push([job.attempts, row.started_attempt]);
+      return job.attempts === 1 ? { outcome: 'retry', runAt: Date.now(), error: 'again' } : { outcome: 'done' };
+    });
+    await startPool(pool);
+    const id = queue.enqueue({ queue: 'events', kind: 'k', ref: 'twice', maxAttempts: 3 });
+    const deadline = Date.now() + 5_000;
+    while (queue.get(id) !== null && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    await pool.stop(1_000);
+    assert.deepEqual(seen, [[1, 0], [2, 2]], 'a first attempt is not recorded; the second is, before it runs');
   });
 
   it('dead-letters a job whose runner keeps throwing once its attempts are used up, instead of retrying it for ever', async () => {

@@ -67,6 +67,11 @@ export interface JobQueue extends JobScheduler {
   complete(id: number, owner: string): boolean;
   retryLater(id: number, owner: string, runAt: number, error: string): boolean;
   deadLetter(id: number, owner: string, error: string): boolean;
+  /**
+   * Records that the attempt `owner` claimed the job for has started, committed before it runs.
+   * Only needed from a job's second attempt on (see the reclaim of expired leases).
+   */
+  markStarted(id: number, owner: string): void;
   /** Puts a held job back without counting the attempt (shutdown). */
   release(id: number, owner: string): boolean;
   get(id: number): Job | null;

@@ -60,9 +60,17 @@ export class SqliteJobQueue implements JobQueue {
       // Expired leases go back to pending first, so a crashed worker's jobs are taken back.
       // Running jobs are few (a batch and the running slots per pool), so scanning them by (queue, status) is cheap
       // and spares an index that every claim would have to rewrite.
+      // A claim counts an attempt before the job starts: a job that waited in a crashed worker's
+      // batch never ran, and gets that attempt back, or a crash loop would dead-letter the whole
+      // batch behind the job that caused it. Starts are recorded (markStarted) only from a job's
+      // second attempt on, where a crash could already have cost one; a first attempt keeps its
+      // count, so a job that crashes the process as it starts still moves towards its limit.
       reclaim: db.prepare<{ queue: QueueName; now: number }>(
-        `UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = @now
+        `UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = @now,
+           attempts = CASE WHEN attempts > 1 AND started_attempt < attempts THEN attempts - 1 ELSE attempts END
          WHERE queue = @queue AND status = 'running' AND lease_expires_at <= @now`),
+      markStarted: db.prepare<{ id: number; owner: string }>(
+        `UPDATE jobs SET started_attempt = attempts WHERE id = @id AND lease_owner = @owner AND status = 'running'`),
       claim: db.prepare<{ queue: QueueName; owner: string; until: number; now: number; limit: number }, JobRow>(
         `UPDATE jobs SET status = 'running', lease_owner = @owner, lease_expires_at = @until, attempts = attempts + 1, updated_at = @now
          WHERE id IN (SELECT id FROM jobs WHERE queue = @queue AND status = 'pending' AND run_at <= @now ORDER BY run_at, id LIMIT @limit)
@@ -157,6 +165,10 @@ export class SqliteJobQueue implements JobQueue {
 
   deadLetter(id: number, owner: string, error: string): boolean {
     return timed(this.timer, 'job_dead_letter', () => this.s.dead.run({ id, owner, error, now: this.clock.now() }).changes === 1);
+  }
+
+  markStarted(id: number, owner: string): void {
+    timed(this.timer, 'job_start', () => this.s.markStarted.run({ id, owner }));
   }
 
   release(id: number, owner: string): boolean {

@@ -204,6 +204,15 @@ export class WorkerPool implements JobHandoff {
   }
 
   private launch(job: Job): void {
+    // Committed before the run: should the process die during it, the attempt stays counted
+    // (a claim alone does not count once a job has been claimed before).
+    if (job.attempts > 1) {
+      try {
+        this.jobs.markStarted(job.id, this.owner);
+      } catch (error) {
+        this.options.logger.error('recording a job start failed', { job_id: job.id, kind: job.kind, error: (error as Error).message });
+      }
+    }
     const task = this.execute(job).finally(() => {
       this.running.delete(job.id);
       if (this.stopped) return;

@@ -65,6 +65,8 @@ const MIGRATIONS: readonly string[] = [
   // Listing by source pages by time; (source, event_id) put every insert on a random page.
   `DROP INDEX events_by_source_id;
    CREATE INDEX events_by_source_time ON events(source, received_at, id);`,
+  // The attempt a job last started (see SqliteJobQueue's reclaim): a claim alone is not a run.
+  `ALTER TABLE jobs ADD COLUMN started_attempt INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 export const AUTO_CHECKPOINT_PAGES = 20_000;
