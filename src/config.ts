@@ -27,6 +27,8 @@ export interface Config {
   worker: {
     concurrency: number;
     leaseMs: number;
+    /** JOB_TIMEOUT: how long one processing run may take before it counts as failed. */
+    runTimeoutMs: number;
     pollMs: number;
     maxAttempts: number;
     backoffBaseMs: number;
@@ -227,6 +229,7 @@ export function loadConfig(env: Env = process.env): Config {
     worker: {
       concurrency: read(env, 'WORKER_CONCURRENCY', integer(1, 256), '32'),
       leaseMs: read(env, 'JOB_LEASE', duration(1000, 86_400_000), '30s'),
+      runTimeoutMs: read(env, 'JOB_TIMEOUT', duration(1000, 86_400_000), '5m'),
       pollMs: read(env, 'JOB_POLL_INTERVAL', duration(10, 60_000), '250ms'),
       maxAttempts: read(env, 'JOB_MAX_ATTEMPTS', integer(1, 100), '8'),
       backoffBaseMs,

@@ -79,6 +79,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
   });
   const eventWorkers = new WorkerPool(jobs, {
     queue: 'events', concurrency: config.worker.concurrency, leaseMs: config.worker.leaseMs, pollMs: config.worker.pollMs, run: processor.run, logger,
+    runTimeoutMs: config.worker.runTimeoutMs,
   });
   accept.handOffTo(eventWorkers);
 

@@ -32,6 +32,7 @@ describe('configuration', () => {
     assert.deepEqual(config.delivery.retrySchedule, [120_000, 120_000, 120_000]);
     assert.equal(config.delivery.timeoutMs, 30_000);
     assert.equal(config.worker.concurrency, 32, 'processing jobs at once (README, .env.example)');
+    assert.equal(config.worker.runTimeoutMs, 300_000, 'JOB_TIMEOUT (README, .env.example)');
     assert.equal(config.delivery.concurrency, 64, 'delivery attempts at once (README, .env.example)');
     assert.equal(config.telemetry.lokiUrl, null);
     assert.equal(config.telemetry.otlpEndpoint, null);

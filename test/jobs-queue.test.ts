@@ -280,6 +280,30 @@ describe('the worker pool', () => {
     assert.deepEqual(seen, [[1, 0], [2, 2]], 'a first attempt is not recorded; the second is, before it runs');
   });
 
+  it('stops waiting for a run past its deadline: the slot is freed for the next job and the hung one counts as failed', async () => {
+    const ran: string[] = [];
+    const db = openDatabase({ file: path.join(tempDir(), 'pool-timeout.db'), synchronous: 'normal' });
+    const queue = new SqliteJobQueue(db, { now: () => Date.now() }, () => {});
+    const logger = createLogger({ level: 'error', service: 't', environment: 't', stream: new Writable({ write: (_c, _e, cb) => cb() }) });
+    const pool = new WorkerPool(queue, {
+      queue: 'events', concurrency: 1, leaseMs: 30_000, pollMs: 20, logger, runTimeoutMs: 100,
+      run: async (job) => {
+        if (job.ref === 'hangs') await new Promise(() => undefined);
+        ran.push(job.ref);
+        return { outcome: 'done' };
+      },
+    });
+    await startPool(pool);
+    const hung = queue.enqueue({ queue: 'events', kind: 'k', ref: 'hangs', maxAttempts: 1 });
+    queue.enqueue({ queue: 'events', kind: 'k', ref: 'behind', maxAttempts: 3 });
+    const deadline = Date.now() + 5_000;
+    while ((ran.length === 0 || queue.get(hung)?.status !== 'dead') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    await pool.stop(1_000);
+    assert.deepEqual(ran, ['behind'], 'the job behind the hung one ran in its one slot');
+    assert.equal(queue.get(hung)?.status, 'dead', 'its only attempt used up');
+    assert.match(queue.get(hung)?.lastError ?? '', /no result within 100 ms \(JOB_TIMEOUT\)/);
+  });
+
   it('dead-letters a job whose runner keeps throwing once its attempts are used up, instead of retrying it for ever', async () => {
     let runs = 0;
     // A 100 ms lease (the delay before a thrown job runs again) and a 20 ms poll.
