@@ -224,6 +224,10 @@ describe('a notification that keeps failing', () => {
       assert.equal(keys[1], keys[0], 'both tries carry the same Idempotency-Key, so the receiver can drop a repeat');
       const deliveries = await admin(t, 'get', '/api/v1/dead-letters?queue=deliveries');
       assert.ok((deliveries.body.data as { kind: string }[]).every((job) => job.kind === 'delivery.send'));
+      // `total` counts what the filter selects, not every dead letter.
+      assert.equal((await admin(t, 'get', '/api/v1/dead-letters?queue=notifications')).body.total, 1);
+      assert.equal(deliveries.body.total, (deliveries.body.data as unknown[]).length);
+      assert.equal((await admin(t, 'get', '/api/v1/dead-letters')).body.total, 1 + (deliveries.body.data as unknown[]).length);
     } finally {
       await t.close();
       await failing.close();

@@ -46,7 +46,7 @@ export function deadLettersRouter(jobs: JobQueue, hooks: ReadonlyMap<string, Dea
     const query = parseWith(listQuery, queryOf(req), 'query');
     const found = jobs.listDead(query.queue ?? null, query.limit, query.after);
     const last = found.length === query.limit ? found[found.length - 1] : undefined;
-    res.json({ data: found.map(present), next_after: last ? last.id : null, total: jobs.deadCount() });
+    res.json({ data: found.map(present), next_after: last ? last.id : null, total: jobs.deadCount(query.queue ?? null) });
   });
 
   router.get('/dead-letters/:id', (req, res) => {

@@ -82,7 +82,8 @@ export interface JobQueue extends JobScheduler {
   runNow(id: number): boolean;
   deleteDead(id: number): boolean;
   pendingCount(queue: QueueName): number;
-  deadCount(): number;
+  /** Dead-lettered jobs, of one queue or (null, absent) of all. */
+  deadCount(queue?: QueueName | null): number;
   /** Age in ms of the oldest job that is due and not running, 0 when none. */
   oldestPendingAgeMs(queue: QueueName): number;
   /** Runs fn atomically within the commit shared by this turn of the event loop (settling a job with its side effects). */

@@ -102,6 +102,7 @@ export class SqliteJobQueue implements JobQueue {
       pending: db.prepare<[QueueName], { n: number }>(
         "SELECT count(*) AS n FROM jobs WHERE queue = ? AND status IN ('pending', 'running')"),
       deadCount: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM jobs WHERE status = 'dead'"),
+      deadCountQueue: db.prepare<[QueueName], { n: number }>("SELECT count(*) AS n FROM jobs WHERE status = 'dead' AND queue = ?"),
       oldest: db.prepare<[QueueName, number], { at: number | null }>(
         "SELECT min(run_at) AS at FROM jobs WHERE queue = ? AND status = 'pending' AND run_at <= ?"),
     };
@@ -208,8 +209,8 @@ export class SqliteJobQueue implements JobQueue {
     return timed(this.timer, 'job_count', () => this.s.pending.get(queue)?.n ?? 0);
   }
 
-  deadCount(): number {
-    return timed(this.timer, 'job_count', () => this.s.deadCount.get()?.n ?? 0);
+  deadCount(queue: QueueName | null = null): number {
+    return timed(this.timer, 'job_count', () => (queue ? this.s.deadCountQueue.get(queue) : this.s.deadCount.get())?.n ?? 0);
   }
 
   oldestPendingAgeMs(queue: QueueName): number {
