@@ -67,7 +67,16 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX events_by_source_time ON events(source, received_at, id);`,
   // The attempt a job last started (see SqliteJobQueue's reclaim): a claim alone is not a run.
   `ALTER TABLE jobs ADD COLUMN started_attempt INTEGER NOT NULL DEFAULT 0;`,
+  // Written to, and emptied again, only while writes fail (see GroupCommit's probe).
+  `CREATE TABLE store_probe (id INTEGER PRIMARY KEY, pad BLOB NOT NULL);`,
 ];
+
+/**
+ * While the store cannot write, a small write is tried this often: without it only new traffic
+ * could show that the store writes again, and a load balancer that took the instance out of
+ * rotation on its unhealthy /health would send none.
+ */
+const PROBE_INTERVAL_MS = 5000;
 
 export const AUTO_CHECKPOINT_PAGES = 20_000;
 
@@ -160,6 +169,7 @@ export class GroupCommit {
   private readonly rollbackListeners: (() => void)[] = [];
   private failing: string | null = null;
   private readonly changes: Database.Statement<[], number>;
+  private probeTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly db: Db) {
     this.changes = db.prepare<[], number>('SELECT total_changes()').pluck();
@@ -188,7 +198,33 @@ export class GroupCommit {
   }
 
   private noteFailure(error: unknown): void {
-    this.failing = storageFailure(error) ?? this.failing;
+    this.fail(storageFailure(error));
+  }
+
+  private fail(reason: string | null): void {
+    if (reason === null) return;
+    this.failing = reason;
+    this.probeTimer ??= setInterval(() => this.probe(), PROBE_INTERVAL_MS).unref();
+  }
+
+  /**
+   * Writes (and deletes again) two pages' worth of blob: a write that needs free space, as new
+   * events do, rather than one that fits in a page already there. Its commit clears the failure.
+   */
+  private probe(): void {
+    if (this.failing === null || !this.db.open) {
+      if (this.probeTimer) clearInterval(this.probeTimer);
+      this.probeTimer = null;
+      return;
+    }
+    try {
+      this.transaction(() => {
+        this.db.prepare('INSERT OR REPLACE INTO store_probe (id, pad) VALUES (1, zeroblob(8192))').run();
+        this.db.prepare('DELETE FROM store_probe WHERE id = 1').run();
+      });
+    } catch {
+      // Still failing: transaction() has kept the reason.
+    }
   }
 
   /** Called when a group, a call within it or a transaction rolls back (state cached during it must be forgotten). */
@@ -268,7 +304,7 @@ export class GroupCommit {
     }
     // A call that failed because the store cannot write leaves the failure standing.
     const failures = outcomes.map((outcome) => (outcome.ok ? null : storageFailure(outcome.error))).filter((f) => f !== null);
-    if (failures[0]) this.failing = failures[0];
+    if (failures[0]) this.fail(failures[0]);
     else this.committed(before);
     batch.forEach((item, i) => {
       const outcome = outcomes[i];
