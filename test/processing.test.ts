@@ -120,15 +120,25 @@ describe('processing accepted events', () => {
     assert.deepEqual(answeredWhenStarted, [true]);
   });
 
+  it('runs again a job whose last allowed attempt was claimed but never started before the process died', async () => {
+    const store = t.service.store;
+    const pk = store.transaction(() => store.events.insert({ source: 'demo', eventId: 'evt_fatal_unstarted', type: 'order.fatal', rawPayload: '{}', requestId: 'req-unstarted' }, 60_000));
+    const jobId = store.transaction(() => t.service.jobs.enqueue({ queue: 'events', kind: 'event.process', ref: pk, maxAttempts: 4 }));
+    // Claimed for its 4th attempt into a batch, the process died before it started: no start recorded.
+    store.db.prepare("UPDATE jobs SET status = 'running', attempts = 4, started_attempt = 3, lease_owner = 'crashed-process', lease_expires_at = ? WHERE id = ?").run(Date.now() - 1000, jobId);
+    await waitFor('run once more', () => fatalRuns.includes('evt_fatal_unstarted'));
+    assert.equal((await statusOf(pk)).status, 'processed', 'its 4th attempt ran, instead of a dead letter for a run that never was');
+  });
+
   it('dead-letters a job whose last allowed run never finished (the process died in it) instead of running it for ever', async () => {
     const store = t.service.store;
     const pk = store.transaction(() => store.events.insert({ source: 'demo', eventId: 'evt_fatal_1', type: 'order.fatal', rawPayload: '{}', requestId: 'req-fatal' }, 60_000));
     const jobId = store.transaction(() => t.service.jobs.enqueue({ queue: 'events', kind: 'event.process', ref: pk, maxAttempts: 4 }));
-    // As a crashed process leaves it: its 4th and last run leased, the lease run out.
-    store.db.prepare("UPDATE jobs SET status = 'running', attempts = 4, lease_owner = 'crashed-process', lease_expires_at = ? WHERE id = ?").run(Date.now() - 1000, jobId);
+    // As a crashed process leaves it: its 4th and last run leased and recorded as started, the lease run out.
+    store.db.prepare("UPDATE jobs SET status = 'running', attempts = 4, started_attempt = 4, lease_owner = 'crashed-process', lease_expires_at = ? WHERE id = ?").run(Date.now() - 1000, jobId);
     const shown = await waitFor('dead-lettered', async () => { const s = await statusOf(pk); return s.status === 'dead_letter' ? s : undefined; });
     assert.match(shown.last_error ?? '', /gave up after 4 attempts: the last did not finish/);
-    assert.deepEqual(fatalRuns, [], 'the handler is not run a fifth time');
+    assert.ok(!fatalRuns.includes('evt_fatal_1'), 'the handler is not run a fifth time');
     assert.equal(t.service.jobs.get(jobId)?.status, 'dead');
   });
 
@@ -153,6 +163,10 @@ describe('processing accepted events', () => {
     const bad = await admin('get', '/api/v1/events?limit=0');
     assert.equal(bad.status, 400);
     assert.equal(bad.body.details[0].field, 'limit');
+    // Only statuses an event can have: pending, retrying, processed, dead_letter.
+    const never = await admin('get', '/api/v1/events?status=processing');
+    assert.deepEqual([never.status, never.body.details[0].field], [400, 'status']);
+    assert.equal((await admin('get', '/api/v1/events?status=retrying')).status, 200);
     assert.equal((await admin('get', '/api/v1/events/evt_missing')).status, 404);
     assert.equal((await admin('get', '/api/v1/dead-letters/abc')).status, 400);
   });
@@ -231,7 +245,7 @@ describe('a replayed event whose run never finishes', () => {
       store.events.setStatus(pk, 'retrying', 7, 'x');
     });
     const jobId = store.transaction(() => t.service.jobs.enqueue({ queue: 'events', kind: 'event.process', ref: pk, maxAttempts: 4 }));
-    store.db.prepare("UPDATE jobs SET status = 'running', attempts = 4, last_error = 'x', lease_owner = 'crashed', lease_expires_at = ? WHERE id = ?").run(Date.now() - 1000, jobId);
+    store.db.prepare("UPDATE jobs SET status = 'running', attempts = 4, started_attempt = 4, last_error = 'x', lease_owner = 'crashed', lease_expires_at = ? WHERE id = ?").run(Date.now() - 1000, jobId);
     const shown = await waitFor('dead-lettered', async () => {
       const s = (await request(t.url).get(`/api/v1/events/${pk}`).set('authorization', `Bearer ${ADMIN_TOKEN}`)).body as { status: string; attempts: number };
       return s.status === 'dead_letter' ? s : undefined;
