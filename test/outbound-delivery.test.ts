@@ -133,6 +133,11 @@ describe('outbound delivery', () => {
     assert.equal((await admin(t, 'post', '/api/v1/events').send({ data: {} })).status, 400);
     assert.equal((await admin(t, 'post', '/api/v1/events').send({ type: 'a.b' })).status, 400);
     assert.equal((await admin(t, 'post', '/api/v1/events').send({ type: 'a b', data: 1 })).status, 400);
+    // A type no subscription could name exactly: empty parts, a wildcard.
+    for (const type of ['a..b', '.a', 'a.', 'order.*', '*']) {
+      const res = await admin(t, 'post', '/api/v1/events').send({ type, data: 1 });
+      assert.deepEqual([res.status, res.body.details?.[0]?.field], [400, 'type'], type);
+    }
     // JSON.parse reads nesting that JSON.stringify cannot write back: a 400 naming the field, not a 500.
     const depth = 20_000;
     const deep = await admin(t, 'post', '/api/v1/events').set('content-type', 'application/json')

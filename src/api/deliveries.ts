@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { z } from 'zod';
+import { EVENT_TYPE } from '../event-types.js';
 import { badRequest, HttpError, notFound } from '../http/errors.js';
 import { ConflictError } from '../outbound/dispatcher.js';
 import type { Outbound } from '../outbound/outbound.js';
@@ -60,7 +61,7 @@ export function eventDeliveriesExtension(store: Store): EventDetailExtension {
 }
 
 const publishBody = z.object({
-  type: z.string().trim().min(1).max(255).regex(/^[A-Za-z0-9_.:-]+$/, 'letters, digits and . _ : - only'),
+  type: z.string().trim().min(1).max(255).regex(EVENT_TYPE, 'letters, digits and _ : - in dot-separated parts (such as order.created)'),
   data: z.unknown().refine((value) => value !== undefined, 'required'),
   id: z.string().trim().min(1).max(255).optional(),
 }).strict();

@@ -2,13 +2,13 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { notFound } from '../http/errors.js';
 import type { Store } from '../store/store.js';
-import type { StoredEvent } from '../store/events.js';
+import { EVENT_STATUSES, type StoredEvent } from '../store/events.js';
 import { decodeCursor, encodeCursor, limitParam, parseWith, queryOf } from './query.js';
 
 const listQuery = z.object({
   source: z.string().max(64).optional(),
   type: z.string().max(255).optional(),
-  status: z.enum(['pending', 'processing', 'retrying', 'processed', 'dead_letter']).optional(),
+  status: z.enum(EVENT_STATUSES).optional(),
   limit: limitParam,
   cursor: z.string().max(512).optional(),
 }).strict();

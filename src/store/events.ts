@@ -3,7 +3,8 @@ import type { TtlCache } from './cache.js';
 import { timed, type Db, type QueryTimer } from './db.js';
 import { timeOrderedId } from './ids.js';
 
-export type EventStatus = 'pending' | 'processing' | 'retrying' | 'processed' | 'dead_letter';
+export const EVENT_STATUSES = ['pending', 'retrying', 'processed', 'dead_letter'] as const;
+export type EventStatus = (typeof EVENT_STATUSES)[number];
 export type HandlerOutcome = 'success' | 'temporary_error' | 'permanent_error';
 
 export interface StoredEvent {
