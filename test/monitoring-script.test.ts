@@ -203,7 +203,7 @@ describe('scripts/monitoring.sh: a native stack from init to restore', { timeout
 
   it('reset --yes stops the stack and deletes its data; without --yes and a terminal it refuses', async () => {
     const refused = await stack.script(['reset']);
-    assert.equal(refused.code, 1, describeRun(refused));
+    assert.equal(refused.code, 2, `a usage error: ${describeRun(refused)}`);
     assert.match(refused.stderr, /--yes/);
     assert.ok(existsSync(join(stack.stateDir, 'hookwatch', 'hookwatch.db')), 'nothing deleted without confirmation');
 

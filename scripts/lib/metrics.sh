@@ -43,7 +43,7 @@ cmd_metrics() {
   detail=$(vector_list "$by_source" source fmt_number)
   metric_line "Request rate" "$(fmt_number "${rate:-0}") req/s${detail:+  ($detail)}"
   if is_number "$ratio"; then metric_line "Error rate" "$(fmt_percent "$ratio")"
-  else metric_line "Error rate" "n/a (no requests in the last 5m)"; fi
+  else metric_line "Error rate" "n/a (no requests to configured sources in the last 5m)"; fi
   if is_number "$p95"; then metric_line "p95 latency" "$(fmt_seconds "$p95")"
   else metric_line "p95 latency" "n/a (no requests in the last 5m)"; fi
   detail=$(vector_list "$queue" queue fmt_count)

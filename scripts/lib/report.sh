@@ -127,7 +127,9 @@ cmd_report() {
   ((seconds / step > 10000)) && step=$(((seconds + 9999) / 10000))
 
   RPT_TOTAL=$(qv "sum(increase(webhook_requests_total$R)) or vector(0)")
-  RPT_ERROR_RATIO=$(qv "sum(increase(webhook_errors_total{$R_ERRORS}$R)) / sum(increase(webhook_requests_total$R))")
+  # As the alerts and `metrics` count it: requests to unconfigured sources (source="unknown") are
+  # anyone's probes, not a sender's errors.
+  RPT_ERROR_RATIO=$(qv "sum(increase(webhook_errors_total{$R_ERRORS,source!=\"unknown\"}$R)) / sum(increase(webhook_requests_total{source!=\"unknown\"}$R))")
   RPT_RATE_LIMITED=$(qv "sum(increase(webhook_rate_limited_total$R))")
   RPT_P95=$(qv "histogram_quantile(0.95, sum by (le) (increase(webhook_request_duration_seconds_bucket$R)))")
   RPT_DLQ=$(qv 'sum(webhook_dead_letter_queue_size)')
@@ -158,7 +160,7 @@ cmd_report() {
     printf '\n## Summary\n\n'
     printf '| figure | value |\n|---|---|\n'
     printf '| inbound requests | %s |\n' "$(fmt_count "${RPT_TOTAL:-0}")"
-    printf '| error rate (signature, bad request, internal) | %s |\n' "$(fmt_percent "$RPT_ERROR_RATIO")"
+    printf '| error rate (signature, bad request, internal; configured sources) | %s |\n' "$(fmt_percent "$RPT_ERROR_RATIO")"
     printf '| p50 / p95 / p99 latency | %s / %s / %s |\n' \
       "$(fmt_seconds "$(qv "histogram_quantile(0.5, sum by (le) (increase(webhook_request_duration_seconds_bucket$R)))")")" \
       "$(fmt_seconds "$RPT_P95")" \

@@ -174,7 +174,8 @@ cmd_reset() {
   local what="the stack and ALL its data (Prometheus TSDB, Alertmanager silences, hookwatch's database"
   if [[ $MODE == native ]]; then what+=", under $STATE_DIR)"; else what+=", Grafana, Loki, Jaeger and mail volumes)"; fi
   if [[ $yes != 1 ]]; then
-    [[ -t 0 ]] || die "reset deletes $what; not a terminal, so confirm with --yes"
+    # Missing the confirmation it needs is a usage error (exit 2), like any other missing argument.
+    [[ -t 0 ]] || usage_error "reset deletes $what; not a terminal, so confirm with --yes" reset
     printf 'This deletes %s.\nBack up first with: scripts/monitoring.sh backup\nType "yes" to continue: ' "$what"
     read -r answer || answer=''
     [[ $answer == yes ]] || { say "reset: cancelled, nothing deleted"; exit 1; }
