@@ -83,16 +83,6 @@ export async function createService(config: Config, options: ServiceOptions = {}
   });
   accept.handOffTo(eventWorkers);
 
-  metrics.setGaugeSources({
-    queueSizes: () => Object.fromEntries(QUEUES.map((queue) => [queue, jobs.pendingCount(queue)])) as Record<QueueName, number>,
-    deadLetterSize: () => jobs.deadCount(),
-    oldestPendingDeliveryAgeSeconds: () => jobs.oldestPendingAgeMs('deliveries') / 1000,
-    parkedDeliveries: () => store.deliveries.parkedCount(),
-    dbConnections: () => ({ open: store.isOpen ? 1 : 0 }),
-    dbUp: () => store.ping() && store.writeFailure === null,
-    cacheUp: () => true,
-  });
-
   const deadLetterHooks = new Map<string, DeadLetterHooks>([[PROCESS_EVENT_JOB, {
     describe: (job) => {
       const event = store.events.get(job.ref);
@@ -112,6 +102,22 @@ export async function createService(config: Config, options: ServiceOptions = {}
   ];
   // ── end outbound ──
 
+  /** How long the most overdue job of a queue has been due: waiting in the table, or claimed by a pool and not started. */
+  const oldestDueAgeMs = (queue: QueueName): number => {
+    const now = clock.now();
+    const claimed = queue === 'events' ? eventWorkers.waitingAgeMs(now) : outbound.waitingAgeMs(queue, now);
+    return Math.max(jobs.oldestPendingAgeMs(queue), claimed);
+  };
+  metrics.setGaugeSources({
+    queueSizes: () => Object.fromEntries(QUEUES.map((queue) => [queue, jobs.pendingCount(queue)])) as Record<QueueName, number>,
+    deadLetterSize: () => jobs.deadCount(),
+    oldestPendingDeliveryAgeSeconds: () => oldestDueAgeMs('deliveries') / 1000,
+    parkedDeliveries: () => store.deliveries.parkedCount(),
+    dbConnections: () => ({ open: store.isOpen ? 1 : 0 }),
+    dbUp: () => store.ping() && store.writeFailure === null,
+    cacheUp: () => true,
+  });
+
   let stopping = false;
   const checks: HealthCheck[] = [
     // A failing background checkpoint does not stop writes, but the WAL grows: shown, not failed.
@@ -121,7 +127,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
       run: () => ({
         ok: true,
         pending: QUEUES.reduce((sum, queue) => sum + jobs.pendingCount(queue), 0),
-        oldest_pending_age_seconds: Math.round(Math.max(...QUEUES.map((queue) => jobs.oldestPendingAgeMs(queue))) / 1000),
+        oldest_pending_age_seconds: Math.round(Math.max(...QUEUES.map(oldestDueAgeMs)) / 1000),
         dead_letter: jobs.deadCount(),
       }),
     },

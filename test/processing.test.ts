@@ -253,3 +253,28 @@ describe('a replayed event whose run never finishes', () => {
     assert.equal(shown.attempts, 8, 'the run after the seven recorded');
   });
 });
+
+describe('the age of the oldest job waiting', () => {
+  let t: TestService;
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => { release = resolve; });
+  let entered = 0;
+  before(async () => {
+    t = await startTestService({ WORKER_CONCURRENCY: '1' }, { registerHandlers(r) { r.register('order.slow', 'slow', async () => { entered += 1; await gate; }); } });
+  });
+  after(async () => { release(); await t.close(); });
+
+  it('counts jobs a worker has claimed but not started, behind a busy slot', async () => {
+    for (let i = 0; i < 3; i++) {
+      const { id, body } = standardEvent('order.slow');
+      assert.equal((await request(t.url).post('/webhooks/demo').set(standardHeaders(id, body)).send(body)).status, 202);
+    }
+    await waitFor('the first in its one slot', () => entered === 1);
+    // The other two wait in the worker's batch, claimed ('running' in the table) but not started.
+    await new Promise((resolve) => setTimeout(resolve, 1600));
+    const health = await request(t.url).get('/health');
+    assert.ok(health.body.checks.queue.oldest_pending_age_seconds >= 1, JSON.stringify(health.body.checks.queue));
+    release();
+    await waitFor('all three run', () => entered === 3);
+  });
+});

@@ -90,6 +90,18 @@ export class WorkerPool implements JobHandoff {
     return this.running.size;
   }
 
+  /**
+   * How long the most overdue job this pool has claimed but not started has been due (0: none).
+   * Claimed jobs are 'running' in the table, so the table's own age misses them: behind busy
+   * slots a whole batch can wait here.
+   */
+  waitingAgeMs(now: number): number {
+    let oldest = Infinity;
+    for (const job of this.waiting) oldest = Math.min(oldest, job.runAt);
+    for (const job of this.adopted) oldest = Math.min(oldest, job.runAt);
+    return oldest === Infinity ? 0 : Math.max(0, now - oldest);
+  }
+
   lease(): { owner: string; leaseMs: number } | null {
     if (this.stopped || this.waiting.length + this.adopted.length + this.granted >= this.batchSize) return null;
     // While older jobs may be waiting in the table, a new job queues behind them there: handing it

@@ -202,6 +202,11 @@ export class Outbound {
     return [[DELIVERY_JOB, delivery], [ERROR_WEBHOOK_JOB, notification], [OWNER_EMAIL_JOB, notification]];
   }
 
+  /** See WorkerPool.waitingAgeMs: deliveries or notifications claimed by this process, not started yet. */
+  waitingAgeMs(queue: 'deliveries' | 'notifications', now: number): number {
+    return (queue === 'deliveries' ? this.pool : this.notificationPool).waitingAgeMs(now);
+  }
+
   /** The 'deliveries' entry of GET /health. */
   healthCheck(): { name: string; run(): { ok: boolean; [detail: string]: unknown } } {
     return {
