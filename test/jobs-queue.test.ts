@@ -64,6 +64,17 @@ describe('the durable job queue', () => {
     assert.deepEqual([...attemptsAfterCrash(true)], [['crasher', 4], ['innocent', 2]]);
     assert.deepEqual([...attemptsAfterCrash(true)], [['crasher', 5], ['innocent', 2]], 'the crasher passes its limit; the innocent job keeps its attempts');
     assert.equal(queue.get(innocent)?.attempts, 2);
+
+    // A replayed job starts its record afresh: an old start must not make an unstarted claim count.
+    advance(60_000);
+    const again = queue.claim('events', 'w', 2, 30_000).find((job) => job.id === crasher);
+    assert.ok(again);
+    assert.ok(queue.deadLetter(crasher, 'w', 'gave up'));
+    assert.ok(queue.replay(crasher));
+    const claims = () => { advance(60_000); return queue.claim('events', `w-${Math.random()}`, 2, 30_000).find((job) => job.id === crasher)?.attempts; };
+    assert.equal(claims(), 1);
+    assert.equal(claims(), 2);
+    assert.equal(claims(), 2, 'its second attempt never started, so a crash gives it back');
   });
 
   it('takes back a crashed worker\'s job once its lease expires, and ignores the late claimant', () => {

@@ -65,6 +65,7 @@ export class SqliteJobQueue implements JobQueue {
       // batch behind the job that caused it. Starts are recorded (markStarted) only from a job's
       // second attempt on, where a crash could already have cost one; a first attempt keeps its
       // count, so a job that crashes the process as it starts still moves towards its limit.
+      // Whatever resets or lowers attempts (release, replay, runNow) resets the record with them.
       reclaim: db.prepare<{ queue: QueueName; now: number }>(
         `UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL, updated_at = @now,
            attempts = CASE WHEN attempts > 1 AND started_attempt < attempts THEN attempts - 1 ELSE attempts END
@@ -87,7 +88,7 @@ export class SqliteJobQueue implements JobQueue {
         `UPDATE jobs SET status = 'dead', last_error = @error, lease_owner = NULL, lease_expires_at = NULL, updated_at = @now
          WHERE id = @id AND lease_owner = @owner AND status = 'running'`),
       release: db.prepare<{ id: number; owner: string; now: number }>(
-        `UPDATE jobs SET status = 'pending', attempts = max(attempts - 1, 0), lease_owner = NULL, lease_expires_at = NULL, updated_at = @now
+        `UPDATE jobs SET status = 'pending', attempts = max(attempts - 1, 0), started_attempt = 0, lease_owner = NULL, lease_expires_at = NULL, updated_at = @now
          WHERE id = @id AND lease_owner = @owner AND status = 'running'`),
       get: db.prepare<[number], JobRow>('SELECT * FROM jobs WHERE id = ?'),
       listDeadAll: db.prepare<[number, number], JobRow>(
@@ -95,9 +96,9 @@ export class SqliteJobQueue implements JobQueue {
       listDeadQueue: db.prepare<[QueueName, number, number], JobRow>(
         "SELECT * FROM jobs WHERE status = 'dead' AND queue = ? AND id > ? ORDER BY id LIMIT ?"),
       replay: db.prepare<{ id: number; now: number }>(
-        `UPDATE jobs SET status = 'pending', attempts = 0, run_at = @now, updated_at = @now WHERE id = @id AND status = 'dead'`),
+        `UPDATE jobs SET status = 'pending', attempts = 0, started_attempt = 0, run_at = @now, updated_at = @now WHERE id = @id AND status = 'dead'`),
       runNow: db.prepare<{ id: number; now: number }>(
-        `UPDATE jobs SET attempts = 0, run_at = @now, updated_at = @now WHERE id = @id AND status = 'pending'`),
+        `UPDATE jobs SET attempts = 0, started_attempt = 0, run_at = @now, updated_at = @now WHERE id = @id AND status = 'pending'`),
       deleteDead: db.prepare<[number]>("DELETE FROM jobs WHERE id = ? AND status = 'dead'"),
       pending: db.prepare<[QueueName], { n: number }>(
         "SELECT count(*) AS n FROM jobs WHERE queue = ? AND status IN ('pending', 'running')"),
