@@ -230,6 +230,29 @@ describe('outbound delivery', () => {
     assert.equal((await delivery(id)).attempts, 3, 'no second job sent it again meanwhile');
   });
 
+  it('drives a recovered delivery with one job when its old job was claimed elsewhere: that job finds itself replaced', async () => {
+    let status = 500;
+    const r = await receiver(() => ({ status }));
+    const ep = await registerEndpoint(t, r, ['claimed.thing']);
+    const id = (await publish(t, 'claimed.thing', {})).deliveries[0]?.id ?? '';
+    await waitSettled(id, 1);
+    const oldJob = t.service.store.deliveries.get(id)?.jobId ?? 0;
+    status = 410;
+    assert.equal((await admin(t, 'post', `/api/v1/deliveries/${id}/retry`)).body.delivery.status, 'failed');
+    // Its retry job claimed by another worker process, which has not started it yet.
+    t.service.store.db.prepare("UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = 'other-process', lease_expires_at = ? WHERE id = ?").run(clock.now() + 3 * MINUTE, oldJob);
+    status = 500;
+    assert.equal((await admin(t, 'patch', `/api/v1/webhooks/${ep.id}`).send({ disabled: false })).status, 200);
+    assert.equal((await admin(t, 'post', `/api/v1/webhooks/${ep.id}/recover`).send({ since: new Date(clock.now() - MINUTE).toISOString() })).body.requeued, 1);
+    await waitSettled(id, 3);
+    // The other process dies; its claim runs out as the recovered job's retry falls due.
+    clock.advance(3 * MINUTE);
+    await waitFor('the old job ended', () => t.service.jobs.get(oldJob) === null, 10_000);
+    await waitSettled(id, 4);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal((await delivery(id)).attempts, 4, 'the first, the manual 410, the recovered one and its one retry: the old job sent nothing');
+  });
+
   it('gives up after the schedule, dead-letters the delivery, and a manual retry or recover sends it again', async () => {
     let healthy = false;
     const r = await receiver(() => (healthy ? { status: 204 } : { status: 503, body: 'down' }));

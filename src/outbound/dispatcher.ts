@@ -103,6 +103,10 @@ export class Dispatcher {
   run = async (job: Job): Promise<JobResult> => {
     const delivery = this.store.deliveries.get(job.ref);
     if (!delivery) return { outcome: 'done' };
+    // A delivery has one live job, the one it names: every place that queues a job for it records
+    // the job. An older job (re-queued by /recover while claimed elsewhere) ends without sending,
+    // or two jobs would drive one delivery and use its schedule up twice as fast.
+    if (delivery.jobId !== null && delivery.jobId !== job.id) return { outcome: 'done' };
     if (delivery.status === 'pending' && this.atFailingLimit(delivery.endpointId)) {
       // A failing endpoint, hanging most likely, would fill every slot with attempts waiting for
       // their timeout and hold up every other endpoint. Past its few slots, its deliveries are

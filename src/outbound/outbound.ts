@@ -174,8 +174,8 @@ export class Outbound {
   /**
    * Puts a failed delivery back on the queue: its dead job is replayed, a job of it still waiting
    * (a manual attempt's 410 failed the delivery before its scheduled retry ran) is made due now,
-   * or a new one made. Never a second job beside a live one: both would drive the delivery,
-   * using up its fresh schedule twice as fast.
+   * or a new one made. A job already claimed by a worker is left to find itself replaced: the
+   * dispatcher only sends for the job the delivery names.
    */
   private requeue(deliveryId: string, jobId: number | null): void {
     const job = jobId === null ? null : this.jobs.get(jobId);
