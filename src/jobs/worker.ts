@@ -231,7 +231,10 @@ export class WorkerPool implements JobHandoff {
       try {
         this.jobs.markStarted(job.id, this.owner);
       } catch (error) {
-        this.options.logger.error('recording a job start failed', { job_id: job.id, kind: job.kind, error: (error as Error).message });
+        // Not run unrecorded: should it take the process down, the next claim would give its
+        // attempt back, and again, for ever. Its lease runs out and it is claimed again later.
+        this.options.logger.error('recording a job start failed; the job waits for its lease to run out', { job_id: job.id, kind: job.kind, error: (error as Error).message });
+        return;
       }
     }
     const task = this.execute(job).finally(() => {
