@@ -76,10 +76,10 @@ export async function createService(config: Config, options: ServiceOptions = {}
   const accept = new AcceptService(store, jobs, metrics, logger, { idempotencyTtlMs: config.idempotencyTtlMs, maxAttempts: config.worker.maxAttempts });
   const processor = new EventProcessor(store, registry, metrics, logger, clock, {
     baseMs: config.worker.backoffBaseMs, factor: config.worker.backoffFactor, maxMs: config.worker.backoffMaxMs,
-  });
+  }, config.worker.runTimeoutMs);
   const eventWorkers = new WorkerPool(jobs, {
     queue: 'events', concurrency: config.worker.concurrency, leaseMs: config.worker.leaseMs, pollMs: config.worker.pollMs, run: processor.run, logger,
-    runTimeoutMs: config.worker.runTimeoutMs,
+    runnerFailed: processor.runnerFailed,
   });
   accept.handOffTo(eventWorkers);
 

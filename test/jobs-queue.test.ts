@@ -291,37 +291,18 @@ describe('the worker pool', () => {
     assert.deepEqual(seen, [[1, 0], [2, 2]], 'a first attempt is not recorded; the second is, before it runs');
   });
 
-  it('stops waiting for a run past its deadline: the slot is freed for the next job and the hung one counts as failed', async () => {
-    const ran: string[] = [];
-    const db = openDatabase({ file: path.join(tempDir(), 'pool-timeout.db'), synchronous: 'normal' });
+  it('dead-letters a job whose runner keeps throwing once its attempts are used up, instead of retrying it for ever', async () => {
+    let runs = 0;
+    const told: [string, boolean][] = [];
+    // A 100 ms lease (the delay before a thrown job runs again) and a 20 ms poll.
+    const db = openDatabase({ file: path.join(tempDir(), 'pool-throws.db'), synchronous: 'normal' });
     const queue = new SqliteJobQueue(db, { now: () => Date.now() }, () => {});
     const logger = createLogger({ level: 'error', service: 't', environment: 't', stream: new Writable({ write: (_c, _e, cb) => cb() }) });
     const pool = new WorkerPool(queue, {
-      queue: 'events', concurrency: 1, leaseMs: 30_000, pollMs: 20, logger, runTimeoutMs: 100,
-      run: async (job) => {
-        if (job.ref === 'hangs') await new Promise(() => undefined);
-        ran.push(job.ref);
-        return { outcome: 'done' };
-      },
+      queue: 'events', concurrency: 2, leaseMs: 100, pollMs: 20, logger,
+      run: async () => { runs += 1; throw new URIError('URI malformed'); },
+      runnerFailed: (job, error, dead) => { told.push([error, dead]); },
     });
-    await startPool(pool);
-    const hung = queue.enqueue({ queue: 'events', kind: 'k', ref: 'hangs', maxAttempts: 1 });
-    queue.enqueue({ queue: 'events', kind: 'k', ref: 'behind', maxAttempts: 3 });
-    const deadline = Date.now() + 5_000;
-    while ((ran.length === 0 || queue.get(hung)?.status !== 'dead') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
-    await pool.stop(1_000);
-    assert.deepEqual(ran, ['behind'], 'the job behind the hung one ran in its one slot');
-    assert.equal(queue.get(hung)?.status, 'dead', 'its only attempt used up');
-    assert.match(queue.get(hung)?.lastError ?? '', /no result within 100 ms \(JOB_TIMEOUT\)/);
-  });
-
-  it('dead-letters a job whose runner keeps throwing once its attempts are used up, instead of retrying it for ever', async () => {
-    let runs = 0;
-    // A 100 ms lease (the delay before a thrown job runs again) and a 20 ms poll.
-    const { queue, pool } = poolSetup('pool-throws', 20, async () => {
-      runs += 1;
-      throw new URIError('URI malformed');
-    }, { leaseMs: 100 });
     await startPool(pool);
     const id = queue.enqueue({ queue: 'events', kind: 'k', ref: 'bad', maxAttempts: 2 });
     const deadline = Date.now() + 5_000;
@@ -332,6 +313,7 @@ describe('the worker pool', () => {
     assert.equal(job?.status, 'dead', 'the job ends as a dead letter');
     assert.equal(runs, 2, 'it ran as often as its attempts allow, no more');
     assert.match(job?.lastError ?? '', /runner threw: URI malformed/);
+    assert.deepEqual(told, [['URI malformed', false], ['runner threw: URI malformed', true]], 'the job\'s owner records each failure with it');
   });
 
   it('keeps the leases of the job it runs and of the jobs waiting behind it, however long that takes', async () => {

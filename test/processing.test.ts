@@ -278,3 +278,34 @@ describe('the age of the oldest job waiting', () => {
     await waitFor('all three run', () => entered === 3);
   });
 });
+
+describe('a handler that never answers', () => {
+  let t: TestService;
+  const aborted: boolean[] = [];
+  let quick = 0;
+  before(async () => {
+    t = await startTestService({ JOB_TIMEOUT: '1s', JOB_MAX_ATTEMPTS: '2', JOB_BACKOFF_BASE: '10ms', WORKER_CONCURRENCY: '1' }, {
+      registerHandlers(r) {
+        r.register('order.hangs', 'hangs', (event) => new Promise<void>(() => { event.signal.addEventListener('abort', () => aborted.push(true)); }));
+        r.register('order.quick', 'quick', () => { quick += 1; });
+      },
+    });
+  });
+  after(() => t.close());
+
+  it('counts as a temporary error past JOB_TIMEOUT, frees its slot, and is dead-lettered with its event once its attempts are used up', async () => {
+    const hung = standardEvent('order.hangs');
+    const res = await request(t.url).post('/webhooks/demo').set(standardHeaders(hung.id, hung.body)).send(hung.body);
+    const pk = (res.body as { id: string }).id;
+    const next = standardEvent('order.quick');
+    assert.equal((await request(t.url).post('/webhooks/demo').set(standardHeaders(next.id, next.body)).send(next.body)).status, 202);
+    await waitFor('the event behind it processed in the one slot', () => quick === 1, 10_000);
+    const shown = await waitFor('dead-lettered', async () => {
+      const body = (await request(t.url).get(`/api/v1/events/${pk}`).set('authorization', `Bearer ${ADMIN_TOKEN}`)).body as { status: string; last_error: string | null; history: { attempt: number; handler: string; outcome: string; error: string | null }[] };
+      return body.status === 'dead_letter' ? body : undefined;
+    }, 15_000);
+    assert.match(shown.last_error ?? '', /hangs: no result within 1000 ms \(JOB_TIMEOUT\)/);
+    assert.deepEqual(shown.history.filter((run) => run.handler === 'hangs').map((run) => [run.attempt, run.outcome]), [[1, 'temporary_error'], [2, 'temporary_error']]);
+    assert.equal(aborted.length, 2, 'each run\'s signal told the handler to give up');
+  });
+});

@@ -13,6 +13,8 @@ export interface InboundEvent {
   receivedAt: number;
   /** 1 on the first processing run, then 2, 3, … */
   attempt: number;
+  /** Aborted once the run passes JOB_TIMEOUT and no longer waits for the handler: pass it to fetch and the like. */
+  signal: AbortSignal;
 }
 
 export type EventHandler = (event: InboundEvent) => Promise<void> | void;

@@ -23,6 +23,8 @@ export class EventProcessor {
     private readonly logger: Logger,
     private readonly clock: Clock,
     private readonly backoff: BackoffPolicy,
+    /** JOB_TIMEOUT: how long a run waits for its handlers before it counts them as failed. */
+    private readonly runTimeoutMs: number,
   ) {}
 
   run = (job: Job): Promise<JobResult> => {
@@ -45,10 +47,18 @@ export class EventProcessor {
     const attempt = runNumber(job.attempts, prior.lastAttempt);
     // An own getter, not a class's: a handler that spreads or serialises the event keeps the
     // payload. It is parsed only if a handler reads it (the built-in forwarder does not).
+    // A handler stuck on a call without a timeout would hold its worker slot for ever (its lease
+    // is extended while the process lives). Past JOB_TIMEOUT the run stops waiting for it: it
+    // counts as a temporary error, and the signal tells the handler to give up.
+    const abort = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
+      timer = setTimeout(() => { abort.abort(); resolve(TIMED_OUT); }, this.runTimeoutMs);
+    });
     const event: InboundEvent = {
       id: stored.id, eventId: stored.eventId, source: stored.source, type: stored.type,
       get payload() { return stored.payload; },
-      requestId: stored.requestId, receivedAt: stored.receivedAt, attempt,
+      requestId: stored.requestId, receivedAt: stored.receivedAt, attempt, signal: abort.signal,
     };
     const matching = this.registry.match(event.type);
     if (matching.length === 0 && this.logger.isDebugEnabled()) this.logger.debug('no handler matched the event type; recorded as processed', { handlers: 0 });
@@ -58,14 +68,19 @@ export class EventProcessor {
       const at = this.clock.now();
       const t0 = process.hrtime.bigint();
       try {
-        await inSpan('webhook.handler', { 'webhook.handler': handler.name, 'webhook.event_type': event.type }, () => handler.handle(event));
-        runs.push({ attempt, handler: handler.name, outcome: 'success', error: null, durationMs: ms(t0), at });
+        const outcome = await Promise.race([inSpan('webhook.handler', { 'webhook.handler': handler.name, 'webhook.event_type': event.type }, () => handler.handle(event)), deadline]);
+        if (outcome === TIMED_OUT) {
+          runs.push({ attempt, handler: handler.name, outcome: 'temporary_error', error: `no result within ${this.runTimeoutMs} ms (JOB_TIMEOUT)`, durationMs: ms(t0), at });
+        } else {
+          runs.push({ attempt, handler: handler.name, outcome: 'success', error: null, durationMs: ms(t0), at });
+        }
       } catch (error) {
         const err = error instanceof Error ? error : new Error(String(error));
         const outcome = err instanceof PermanentError ? 'permanent_error' : 'temporary_error';
         runs.push({ attempt, handler: handler.name, outcome, error: err.message, durationMs: ms(t0), at });
       }
     }));
+    clearTimeout(timer);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     // The handler runs and the event's new state commit together with the job's outcome.
     const persist = (status: EventStatus, error: string | null) => () => {
@@ -94,6 +109,12 @@ export class EventProcessor {
     return { outcome: 'retry', runAt: this.clock.now() + delay, error: summary, persist: persist('retrying', summary) };
   }
 
+  /** The event's record when the run itself threw (a bug, not a handler's error): see WorkerPoolOptions.runnerFailed. */
+  runnerFailed = (job: Job, error: string, dead: boolean): void => {
+    const attempt = runNumber(job.attempts, this.store.events.priorRuns(job.ref).lastAttempt);
+    this.store.events.setStatus(job.ref, dead ? 'dead_letter' : 'retrying', attempt, error);
+  };
+
   /**
    * A run that never settles (the process died during it, as a handler that crashes it would
    * make it) comes back once its lease runs out, counted. Once those runs have used up the
@@ -117,3 +138,5 @@ export class EventProcessor {
 const runNumber = (jobAttempt: number, lastRecorded: number): number => Math.max(jobAttempt, lastRecorded + 1);
 
 const ms = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e6;
+
+const TIMED_OUT = Symbol('timed out');

@@ -26,14 +26,10 @@ export interface WorkerPoolOptions {
   run: JobRunner;
   logger: Logger;
   /**
-   * How long a run may take before the pool stops waiting for it (JOB_TIMEOUT, for handlers):
-   * the run counts as failed and its slot is freed. Absent: no limit (the runner has its own).
+   * What the job's own records become when its runner threw (the runner could not say): called
+   * in the transaction that settles the job, `dead` when it was the job's last attempt.
    */
-  runTimeoutMs?: number;
-}
-
-class RunTimeoutError extends Error {
-  override readonly name = 'RunTimeoutError';
+  runnerFailed?: (job: Job, error: string, dead: boolean) => void;
 }
 
 /**
@@ -249,35 +245,24 @@ export class WorkerPool implements JobHandoff {
   private async execute(job: Job): Promise<void> {
     let result: JobResult;
     try {
-      result = await this.withDeadline(this.options.run(job));
+      result = await this.options.run(job);
     } catch (error) {
-      // A runner that throws is a bug in the runner, and one that hangs would hold its slot and
-      // its lease (the heartbeat keeps extending it) for ever. Either way the job is kept and tried
-      // again later, but no more often than its attempts allow: then it is a dead letter, where an
-      // operator sees it and can replay it once the cause is fixed.
-      const timedOut = error instanceof RunTimeoutError;
+      // A runner that throws is a bug in the runner; keep the job and try again later, but no more
+      // often than its attempts allow: then it is a dead letter, where an operator sees it and can
+      // replay it once the cause is fixed, instead of an error line every lease for ever.
       const message = (error as Error).message;
-      result = job.attempts >= job.maxAttempts
-        ? { outcome: 'dead', error: timedOut ? message : `runner threw: ${message}` }
-        : { outcome: 'retry', runAt: Date.now() + this.options.leaseMs, error: message };
-      this.options.logger.error(timedOut ? 'job timed out' : 'job runner threw', { job_id: job.id, kind: job.kind, attempt: job.attempts, error: message });
+      const dead = job.attempts >= job.maxAttempts;
+      const persist = () => this.options.runnerFailed?.(job, dead ? `runner threw: ${message}` : message, dead);
+      result = dead
+        ? { outcome: 'dead', error: `runner threw: ${message}`, persist }
+        : { outcome: 'retry', runAt: Date.now() + this.options.leaseMs, error: message, persist };
+      this.options.logger.error('job runner threw', { job_id: job.id, kind: job.kind, attempt: job.attempts, error: message });
     }
     // The slot frees as soon as the result is queued for the next commit rather than once it has
     // committed: the job stays leased to this pool until then, so no one else can run it meanwhile.
     const settled = this.settle(job, result);
     this.settling.add(settled);
     void settled.finally(() => this.settling.delete(settled));
-  }
-
-  /** The run's result, or a RunTimeoutError once runTimeoutMs has passed; a late result is dropped. */
-  private withDeadline(run: Promise<JobResult>): Promise<JobResult> {
-    const limit = this.options.runTimeoutMs;
-    if (limit === undefined) return run;
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new RunTimeoutError(`no result within ${limit} ms (JOB_TIMEOUT); the run is abandoned and counts as failed`)), limit);
-    });
-    return Promise.race([run, deadline]).finally(() => clearTimeout(timer));
   }
 
   /**

@@ -81,6 +81,7 @@ export class Outbound {
     deps.registry.register('*', FORWARD_HANDLER, this.publisher.forward);
     this.pool = new WorkerPool(jobs, {
       queue: 'deliveries', concurrency: config.delivery.concurrency, leaseMs: config.worker.leaseMs, pollMs: config.worker.pollMs, run: this.run, logger,
+      runnerFailed: this.runnerFailed,
     });
     this.publisher.handOffTo(this.pool);
     this.notificationPool = new WorkerPool(jobs, {
@@ -93,6 +94,11 @@ export class Outbound {
       if (lastOk === false) this.dispatcher.markFailing(endpoint.id);
     }
   }
+
+  /** A delivery whose job was dead-lettered because its runner threw is failed with it, not left pending. */
+  private runnerFailed = (job: Job, error: string, dead: boolean): void => {
+    if (dead && job.kind === DELIVERY_JOB) this.store.deliveries.setStatus(job.ref, 'failed', error);
+  };
 
   // Both pools run any kind: notifications queued on 'deliveries' by an earlier version still go out.
   private run = (job: Job): Promise<JobResult> => {
