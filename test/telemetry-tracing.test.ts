@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SpanKind } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-node';
+import type { AddressInfo } from 'node:net';
 import type { TestService } from './helpers/service.js';
 import { OPENMETRICS_ACCEPT, samplesOf, scrape } from './helpers/telemetry-metrics.js';
 import { FakeLoki, OtlpReceiver } from './helpers/telemetry-servers.js';
@@ -12,6 +13,7 @@ import { bootstrapTestTracing, descendsFrom, parentOf, spanId, traceIdOf } from 
 const { exporter, tracing } = bootstrapTestTracing();
 const { ADMIN_TOKEN, STRIPE_SECRET, startTestService, tempDir, waitFor } = await import('./helpers/service.js');
 const { stripeEvent, stripeHeaders } = await import('./helpers/signing.js');
+const { createServer } = await import('node:http');
 
 const HTTP_SCOPE = '@opentelemetry/instrumentation-http';
 const EXPRESS_SCOPE = '@opentelemetry/instrumentation-express';
@@ -146,21 +148,36 @@ describe('traces and logs leave the real process (preload bootstrap, OTLP/HTTP, 
       OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
       LOKI_URL: loki.url,
       DEPLOYMENT_ENVIRONMENT: 'otlp-test',
+      ALLOW_PRIVATE_DESTINATIONS: 'true',
     }, { preload: true });
+    // An endpoint whose URL carries a credential in its query: it must not reach the collector.
+    let delivered = 0;
+    const endpoint = createServer((req, res) => { req.resume(); req.on('end', () => { delivered += 1; res.end('ok'); }); });
+    await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
     try {
+      const { port } = endpoint.address() as AddressInfo;
+      const registered = await fetch(`${child.url}/api/v1/webhooks`, {
+        method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ url: `http://127.0.0.1:${port}/hook?api_key=TOPSECRETKEY`, events: ['*'] }),
+      });
+      assert.equal(registered.status, 201);
       const { id, body } = stripeEvent('charge.succeeded');
       const res = await fetch(`${child.url}/webhooks/stripe`, { method: 'POST', headers: stripeHeaders(body), body });
       assert.equal(res.status, 202);
       await waitFor('the event to be processed', () => child.stdout.some((line) => line.includes('"message":"event processed"') && line.includes(id)));
+      await waitFor('the event delivered', () => delivered === 1);
       // The admin API is served by Express (webhook ingestion is not), so this request shows its spans.
       const listed = await fetch(`${child.url}/api/v1/events?limit=1`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
       assert.equal(listed.status, 200);
     } finally {
       child.proc.kill('SIGTERM');
+      endpoint.close();
     }
     assert.equal(await child.exited, 0, child.stderr.join(''));
 
     // The graceful shutdown flushed the batched spans.
+    assert.ok(otlp.spans.some((s) => s.name === 'webhook.deliver'), 'the delivery has its span');
+    assert.ok(otlp.bodies.every((exported) => !exported.includes('TOPSECRETKEY')), 'no span carries the endpoint URL\'s query');
     assert.ok(otlp.requests.length > 0, 'spans were exported');
     for (const request of otlp.requests) {
       assert.equal(request.path, '/v1/traces');

@@ -1,5 +1,5 @@
 import { createRequire, register } from 'node:module';
-import type { IncomingMessage, RequestOptions } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { context, propagation, trace } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -50,9 +50,8 @@ export interface Tracing {
  */
 const INSTRUMENTED_MODULES = ['express', 'http', 'https'];
 
-/** Requests that would only add noise to the traces: scrapes, probes and our own log shipping. */
+/** Requests that would only add noise to the traces: scrapes and probes. */
 const UNTRACED_INCOMING = /^\/(metrics|health)(\/|\?|$)/;
-const UNTRACED_OUTGOING = /^\/loki\/api\/v1\/push/;
 
 let current: Tracing | null = null;
 let hookRegistered = false;
@@ -110,9 +109,12 @@ export function startTracing(options: TracingOptions): Tracing | null {
         instrumentations: [
           new HttpInstrumentation({
             ignoreIncomingRequestHook: (req: IncomingMessage) => UNTRACED_INCOMING.test(req.url ?? ''),
-            ignoreOutgoingRequestHook: (req: RequestOptions) => UNTRACED_OUTGOING.test(req.path ?? ''),
-            // Outgoing calls outside any request or job (log shipping, timers) start no trace of their own.
-            requireParentforOutgoingSpans: true,
+            // No client spans at all: a delivery has its own span (webhook.deliver, naming the
+            // endpoint by id, with the traceparent sent along), while a client span would carry the
+            // URL's query and path to the collector, where an endpoint's credentials or a Slack
+            // error webhook's secret would be open to anyone with the Jaeger UI. Log shipping
+            // would only add noise.
+            ignoreOutgoingRequestHook: () => true,
           }),
           new ExpressInstrumentation(),
         ],

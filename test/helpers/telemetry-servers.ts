@@ -40,6 +40,8 @@ interface OtlpTraces {
 export class OtlpReceiver {
   readonly spans: ReceivedSpan[] = [];
   readonly requests: { path: string; contentType: string }[] = [];
+  /** Every export as received, to search for what must never leave the process. */
+  readonly bodies: string[] = [];
   private readonly server = http.createServer((req, res) => void this.handle(req, res));
   port = 0;
 
@@ -55,6 +57,7 @@ export class OtlpReceiver {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const body = await readBody(req);
     this.requests.push({ path: req.url ?? '', contentType: req.headers['content-type'] ?? '' });
+    this.bodies.push(body);
     const traces = JSON.parse(body) as OtlpTraces;
     for (const resourceSpans of traces.resourceSpans ?? []) {
       const resource: Record<string, string> = {};
