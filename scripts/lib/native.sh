@@ -185,7 +185,8 @@ native_hookwatch_env() {
   for name in LOKI_URL OTEL_EXPORTER_OTLP_ENDPOINT SMTP_URL ERROR_WEBHOOK_URL; do
     value=${!name:-}
     if [[ $value =~ ^[a-z]+://([^@/]*@)?(loki|jaeger|mailpit|grafana|prometheus|alertmanager)[:/] ]]; then
-      note "hookwatch: $name=$value names a compose service; unset in native mode"
+      # The host only: the value may carry a password (SMTP_URL), and this line reaches terminals and CI logs.
+      note "hookwatch: $name names the compose service ${BASH_REMATCH[2]}; unset in native mode"
       NATIVE_ENV+=("$name=")
     fi
   done
