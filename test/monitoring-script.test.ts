@@ -155,6 +155,7 @@ describe('scripts/monitoring.sh: a native stack from init to restore', { timeout
     assert.ok(written && /monitoring-\d{8}-\d{6}\.tar\.gz$/.test(written), `archive name: ${written}`);
     archive = written;
     assert.ok(existsSync(`${archive}.sha256`));
+    assert.equal(statSync(archive).mode & 0o077, 0, 'the archive (hookwatch\'s database, with the endpoints\' signing secrets) is private');
     const listing = execFileSync('tar', ['-tzf', archive], { encoding: 'utf8' });
     for (const entry of ['manifest.json', 'SHA256SUMS', 'hookwatch/hookwatch.db', 'alertmanager/silences.json', 'prometheus/snapshot/', 'config/monitoring/prometheus/prometheus.yml']) {
       assert.ok(listing.includes(entry), `${entry} in the archive`);

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { openDatabase } from '../src/store/db.js';
 import { Store } from '../src/store/store.js';
 import { tempDir } from './helpers/service.js';
 
@@ -144,6 +146,23 @@ describe('a just-queued delivery', () => {
       assert.equal(store.deliveries.get('dlv_gone'), null);
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe('the database files', () => {
+  it('are private to the service\'s user: they hold every endpoint\'s signing secret', () => {
+    const dir = path.join(tempDir(), 'private', 'data');
+    const file = path.join(dir, 'hookwatch.db');
+    const db = openDatabase({ file, synchronous: 'normal' });
+    try {
+      db.prepare('CREATE TABLE probe_write (x)').run();
+      assert.equal(fs.statSync(dir).mode & 0o777, 0o700, 'the data directory it created');
+      for (const name of [file, `${file}-wal`, `${file}-shm`]) {
+        assert.equal(fs.statSync(name).mode & 0o077, 0, `${path.basename(name)} has no group or other access`);
+      }
+    } finally {
+      db.close();
     }
   });
 });

@@ -125,7 +125,8 @@ cmd_backup() {
   probe alertmanager || die "Alertmanager is not ready ($PROBE_DETAIL): start the stack first (scripts/monitoring.sh init)"
   probe hookwatch || warn "hookwatch is not healthy ($PROBE_DETAIL); backing up its database anyway"
   local name stamp staging archive
-  mkdir -p "$BACKUP_DIR"
+  # Private: an archive holds hookwatch's database, and with it every endpoint's signing secret.
+  (umask 077 && mkdir -p "$BACKUP_DIR")
   # One archive per second: wait for a free name rather than overwrite one.
   while :; do
     stamp=$(date +%Y%m%d-%H%M%S)
@@ -156,7 +157,7 @@ cmd_backup() {
   (cd "$dir" && find . -type f ! -name SHA256SUMS -printf '%P\n' | LC_ALL=C sort | xargs -d '\n' sha256sum --) >"$dir/SHA256SUMS"
   note "$(wc -l <"$dir/SHA256SUMS") files checksummed"
   progress 7 "archive"
-  tar -C "$staging" -czf "$archive.partial" "$name" || die "could not write $archive"
+  (umask 077 && tar -C "$staging" -czf "$archive.partial" "$name") || die "could not write $archive"
   mv -f -- "$archive.partial" "$archive"
   (cd "$BACKUP_DIR" && sha256sum -- "$name.tar.gz") >"$archive.sha256"
   rm -rf -- "$staging"

@@ -91,8 +91,13 @@ export interface OpenOptions {
  * (what "durable before 202" protects against), FULL also survives power loss.
  */
 export function openDatabase(options: OpenOptions): Db {
-  if (options.file !== ':memory:') fs.mkdirSync(path.dirname(options.file), { recursive: true });
+  const onDisk = options.file !== ':memory:';
+  // Private to the service's user: the database holds every endpoint's signing secret (the
+  // WAL and shared-memory files SQLite creates later take the database file's permissions).
+  if (onDisk) fs.mkdirSync(path.dirname(options.file), { recursive: true, mode: 0o700 });
+  const created = onDisk && !fs.existsSync(options.file);
   const db = new Database(options.file);
+  if (created) fs.chmodSync(options.file, 0o600);
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   // Checkpoints (which fsync) run on a background thread (see checkpointer.ts); this larger
