@@ -36,6 +36,8 @@ export interface Config {
     backoffMaxMs: number;
   };
   shutdownTimeoutMs: number;
+  /** REQUEST_TIMEOUT: how long a request may take to arrive whole, headers and body. */
+  requestTimeoutMs: number;
   /** An ES module exporting register(registry), loaded at start-up to add event handlers. */
   handlersModule: string | null;
   eventTypeAllowlist: string[];
@@ -237,6 +239,7 @@ export function loadConfig(env: Env = process.env): Config {
       backoffMaxMs,
     },
     shutdownTimeoutMs: read(env, 'SHUTDOWN_TIMEOUT', duration(0, 600_000), '10s'),
+    requestTimeoutMs: read(env, 'REQUEST_TIMEOUT', duration(1000, 600_000), '30s'),
     handlersModule: env.HANDLERS_MODULE ? path.resolve(env.HANDLERS_MODULE) : null,
     eventTypeAllowlist: env.EVENT_TYPE_ALLOWLIST
       ? env.EVENT_TYPE_ALLOWLIST.split(',').map((t) => t.trim()).filter(Boolean)

@@ -57,7 +57,15 @@ async function main(): Promise<void> {
   // server.close() stops new connections and closes idle ones, but a connection busy when SIGTERM
   // came stays open: a request arriving on it afterwards is turned away, and the connection closed,
   // rather than accepted while the workers drain and the store closes.
-  const server = createServer((req, res) => {
+  // A body that trickles in holds its buffered (possibly inflated) bytes and a connection until
+  // it is whole: Node's default lets that last 5 minutes, so a few kilobytes of compressed,
+  // never-finished bodies could pin a gigabyte. Requests get REQUEST_TIMEOUT (30 s) to arrive,
+  // checked often enough for that to hold.
+  const server = createServer({
+    requestTimeout: config.requestTimeoutMs,
+    headersTimeout: Math.min(config.requestTimeoutMs, 20_000),
+    connectionsCheckingInterval: Math.max(250, Math.min(5000, config.requestTimeoutMs / 4)),
+  }, (req, res) => {
     if (!shuttingDown) {
       inFlight += 1;
       res.once('close', requestDone);

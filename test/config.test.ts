@@ -33,6 +33,7 @@ describe('configuration', () => {
     assert.equal(config.delivery.timeoutMs, 30_000);
     assert.equal(config.worker.concurrency, 32, 'processing jobs at once (README, .env.example)');
     assert.equal(config.worker.runTimeoutMs, 300_000, 'JOB_TIMEOUT (README, .env.example)');
+    assert.equal(config.requestTimeoutMs, 30_000, 'REQUEST_TIMEOUT (README, .env.example)');
     assert.equal(config.delivery.concurrency, 64, 'delivery attempts at once (README, .env.example)');
     assert.equal(config.telemetry.lokiUrl, null);
     assert.equal(config.telemetry.otlpEndpoint, null);

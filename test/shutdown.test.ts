@@ -167,3 +167,30 @@ describe('graceful shutdown', () => {
     }
   });
 });
+
+describe('a request that never finishes arriving', () => {
+  it('gets 408 and its connection closed after REQUEST_TIMEOUT, so it cannot hold memory and a connection for minutes', async () => {
+    const child = await spawnService({ DATA_DIR: tempDir(), ADMIN_TOKEN, WEBHOOK_SECRET_DEMO: DEMO_SECRET, REQUEST_TIMEOUT: '1s' });
+    try {
+      const { id, body } = standardEvent();
+      const { port } = new URL(child.url);
+      const started = Date.now();
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(Number(port), '127.0.0.1', () => {
+          const headers = Object.entries({ ...standardHeaders(id, body), 'content-length': String(Buffer.byteLength(body)) }).map(([k, v]) => `${k}: ${v}`).join('\r\n');
+          socket.write(`POST /webhooks/demo HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}\r\n\r\n${body.slice(0, 10)}`);
+        });
+        let received = '';
+        socket.on('data', (chunk) => { received += chunk.toString(); });
+        socket.on('close', () => resolve(received));
+        socket.on('error', reject);
+        setTimeout(() => { socket.destroy(); reject(new Error(`still open after 15 s; received ${JSON.stringify(received)}`)); }, 15_000);
+      });
+      assert.match(answer, /^HTTP\/1\.1 408/);
+      assert.ok(Date.now() - started < 10_000, `closed after ${Date.now() - started} ms`);
+    } finally {
+      child.proc.kill('SIGTERM');
+      await child.exited;
+    }
+  });
+});
