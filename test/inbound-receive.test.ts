@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import request from 'supertest';
@@ -278,5 +279,40 @@ describe('rate limiting', () => {
 describe('the Standard Webhooks verifier', () => {
   it('cannot be built without a secret: it would have nothing to check a signature against', () => {
     assert.throws(() => new StandardWebhooksVerifier([]), /at least one secret/);
+  });
+});
+
+describe('bodies arriving at once', () => {
+  let t: TestService;
+  before(async () => { t = await startTestService(); });
+  after(() => t.close());
+
+  it('hold at most 64 × BODY_LIMIT in memory: past it a body is refused with 503, and the budget comes back', async () => {
+    const { id, body } = standardEvent();
+    // A kilobyte of gzip that inflates to just under 1 MiB, sent without its last bytes: each one
+    // holds its inflated body for as long as the connection stays open.
+    const inflated = gzipSync(Buffer.concat([Buffer.from(body.slice(0, -1)), Buffer.alloc(1024 * 1024 - body.length - 16, 0x20), Buffer.from('}')]));
+    const { port } = new URL(t.url);
+    const sockets: net.Socket[] = [];
+    const answers: string[] = [];
+    for (let i = 0; i < 72; i++) {
+      const socket = net.connect(Number(port), '127.0.0.1');
+      sockets.push(socket);
+      socket.on('data', (chunk) => answers.push(chunk.toString()));
+      socket.on('error', () => undefined);
+      const headers = Object.entries({ ...standardHeaders(id, body), 'content-encoding': 'gzip', 'content-length': String(inflated.length) }).map(([k, v]) => `${k}: ${v}`).join('\r\n');
+      socket.write(`POST /webhooks/demo HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}\r\n\r\n`);
+      socket.write(inflated.subarray(0, inflated.length - 8));
+    }
+    try {
+      await waitFor('a body refused for the budget', () => answers.some((a) => a.startsWith('HTTP/1.1 503') && a.includes('server_busy')), 20_000);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+    }
+    // Once those connections are gone, their bytes are given back.
+    await waitFor('a new event accepted', async () => {
+      const event = standardEvent();
+      return (await request(t.url).post('/webhooks/demo').set(standardHeaders(event.id, event.body)).send(event.body)).status === 202;
+    });
   });
 });

@@ -57,12 +57,43 @@ function decoded(req: IncomingMessage): IncomingMessage | Transform {
   }
 }
 
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/**
+ * Bytes of request bodies held in memory while they arrive, across every request. Bounded, since
+ * a client can hold a body of up to BODY_LIMIT for REQUEST_TIMEOUT with a few bytes of gzip and
+ * before any signature check: past the budget, new bytes get a 503 and the sender retries later.
+ */
+export class BodyBudget {
+  private held = 0;
+  constructor(readonly bytes: number) {}
+
+  /** Counts what `stream` delivers until `done` runs; fails the stream once the budget is spent. */
+  watch(stream: IncomingMessage | Transform): () => void {
+    let taken = 0;
+    const onData = (chunk: Buffer) => {
+      taken += chunk.length;
+      this.held += chunk.length;
+      if (this.held > this.bytes) {
+        stream.destroy(new HttpError(503, 'server_busy', 'too many request bodies are arriving at once; send again shortly', undefined, { 'Retry-After': '5' }));
+      }
+    };
+    stream.on('data', onData);
+    return () => {
+      stream.off('data', onData);
+      this.held -= taken;
+    };
+  }
+}
+
+async function readBody(req: IncomingMessage, limit: number, budget: BodyBudget): Promise<Buffer> {
   const stream = decoded(req);
   // The declared length only applies to the bytes on the wire, not to a decompressed body.
   const length = stream === req ? req.headers['content-length'] : undefined;
+  let done: () => void = () => {};
   try {
-    return await getRawBody(stream, { limit, length });
+    const reading = getRawBody(stream, { limit, length });
+    // Counted beside raw-body's own reader, attached after it so that no chunk flows before it listens.
+    done = budget.watch(stream);
+    return await reading;
   } catch (error) {
     // Stop inflating and drain what is left, so the connection can carry the next request.
     if (stream instanceof Transform) {
@@ -73,6 +104,8 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     // raw-body's errors carry their status; zlib's do not, and a body that does not inflate is the sender's error.
     if ((error as { status?: number }).status) throw error;
     throw new HttpError(400, 'malformed_body', `the body could not be decompressed: ${(error as Error).message}`);
+  } finally {
+    done();
   }
 }
 
@@ -89,6 +122,8 @@ export function ingestHandler(options: IngestOptions): (req: IncomingMessage, re
   const { verifiers, metrics, logger, accept } = options;
   // The limit is per source (a sender), not per client address.
   const limiter = new RateLimiterMemory({ points: options.rateLimit.max, duration: options.rateLimit.windowMs / 1000 });
+  // 64 bodies of BODY_LIMIT at once, at most 256 MiB.
+  const budget = new BodyBudget(Math.min(64 * options.bodyLimitBytes, 256 * 1024 * 1024));
 
   const receive = async (req: IncomingMessage, res: ServerResponse, source: string, verifier: Verifier | undefined, requestId: string): Promise<void> => {
     if (!verifier) throw new HttpError(404, 'unknown_source', `no webhook source named "${source}" is configured`);
@@ -96,7 +131,7 @@ export function ingestHandler(options: IngestOptions): (req: IncomingMessage, re
     if (!contentType || !typeis.is(contentType, ['application/json', 'application/*+json'])) {
       throw new HttpError(415, 'unsupported_media_type', `content type must be application/json, got ${contentType ?? 'none'}`);
     }
-    const body = await readBody(req, options.bodyLimitBytes);
+    const body = await readBody(req, options.bodyLimitBytes, budget);
     if (body.length === 0) throw new HttpError(400, 'empty_body', 'the request has no body');
     const event = inSpan('webhook.verify', { 'webhook.source': source, 'webhook.verifier': verifier.kind }, () => {
       try {
