@@ -204,24 +204,32 @@ describe('outbound delivery', () => {
     assert.match(metrics, new RegExp(`webhook_endpoint_up\\{endpoint="${ep.id}"\\} 1`));
   });
 
-  it('recovers a delivery a manual attempt failed with 410 before its retry ran with one job, on a fresh schedule', async () => {
+  /**
+   * A delivery whose scheduled retry waits while a manual attempt fails it with 410, then what
+   * the 410 email tells the owner: the endpoint answers again (500 here), re-enable, recover.
+   * `meanwhile` runs before the re-enable.
+   */
+  async function failedBy410ThenRecovered(type: string, meanwhile: (retryJob: number) => void = () => undefined): Promise<{ id: string; retryJob: number }> {
     let status = 500;
     const r = await receiver(() => ({ status }));
-    const ep = await registerEndpoint(t, r, ['gone.thing']);
-    const id = (await publish(t, 'gone.thing', {})).deliveries[0]?.id ?? '';
+    const ep = await registerEndpoint(t, r, [type]);
+    const id = (await publish(t, type, {})).deliveries[0]?.id ?? '';
     await waitSettled(id, 1);
     const retryJob = t.service.store.deliveries.get(id)?.jobId ?? 0;
     assert.equal(t.service.jobs.get(retryJob)?.status, 'pending', 'the retry is scheduled');
-
-    // The steps the 410 email gives the owner: the endpoint answers again, re-enable, recover.
     status = 410;
     assert.equal((await admin(t, 'post', `/api/v1/deliveries/${id}/retry`)).body.delivery.status, 'failed');
+    meanwhile(retryJob);
     status = 500;
     assert.equal((await admin(t, 'patch', `/api/v1/webhooks/${ep.id}`).send({ disabled: false })).status, 200);
     const recovered = await admin(t, 'post', `/api/v1/webhooks/${ep.id}/recover`).send({ since: new Date(clock.now() - MINUTE).toISOString() });
     assert.equal(recovered.body.requeued, 1);
     await waitSettled(id, 3);
+    return { id, retryJob };
+  }
 
+  it('recovers a delivery a manual attempt failed with 410 before its retry ran with one job, on a fresh schedule', async () => {
+    const { id, retryJob } = await failedBy410ThenRecovered('gone.thing');
     assert.equal(t.service.store.deliveries.get(id)?.jobId, retryJob, 'the waiting retry job was reused, not joined by a second one');
     const d = await delivery(id);
     assert.equal(d.status, 'pending');
@@ -231,20 +239,10 @@ describe('outbound delivery', () => {
   });
 
   it('drives a recovered delivery with one job when its old job was claimed elsewhere: that job finds itself replaced', async () => {
-    let status = 500;
-    const r = await receiver(() => ({ status }));
-    const ep = await registerEndpoint(t, r, ['claimed.thing']);
-    const id = (await publish(t, 'claimed.thing', {})).deliveries[0]?.id ?? '';
-    await waitSettled(id, 1);
-    const oldJob = t.service.store.deliveries.get(id)?.jobId ?? 0;
-    status = 410;
-    assert.equal((await admin(t, 'post', `/api/v1/deliveries/${id}/retry`)).body.delivery.status, 'failed');
     // Its retry job claimed by another worker process, which has not started it yet.
-    t.service.store.db.prepare("UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = 'other-process', lease_expires_at = ? WHERE id = ?").run(clock.now() + 3 * MINUTE, oldJob);
-    status = 500;
-    assert.equal((await admin(t, 'patch', `/api/v1/webhooks/${ep.id}`).send({ disabled: false })).status, 200);
-    assert.equal((await admin(t, 'post', `/api/v1/webhooks/${ep.id}/recover`).send({ since: new Date(clock.now() - MINUTE).toISOString() })).body.requeued, 1);
-    await waitSettled(id, 3);
+    const { id, retryJob: oldJob } = await failedBy410ThenRecovered('claimed.thing', (retryJob) => {
+      t.service.store.db.prepare("UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = 'other-process', lease_expires_at = ? WHERE id = ?").run(clock.now() + 3 * MINUTE, retryJob);
+    });
     // The other process dies; its claim runs out as the recovered job's retry falls due.
     clock.advance(3 * MINUTE);
     await waitFor('the old job ended', () => t.service.jobs.get(oldJob) === null, 10_000);
