@@ -58,16 +58,18 @@ function decoded(req: IncomingMessage): IncomingMessage | Transform {
 }
 
 /**
- * Bytes of request bodies held in memory while they arrive, across every request. Bounded, since
- * a client can hold a body of up to BODY_LIMIT for REQUEST_TIMEOUT with a few bytes of gzip and
- * before any signature check: past the budget, new bytes get a 503 and the sender retries later.
+ * Bytes of decompressed request bodies held in memory while they arrive, across every request.
+ * Bounded, since a client can hold a body of up to BODY_LIMIT for REQUEST_TIMEOUT with a few bytes
+ * of gzip and before any signature check: past the budget, new bytes get a 503 and the sender
+ * retries later. An uncompressed body costs its sender every byte it holds here, so it is not
+ * counted (nor slowed by the counting: it is the common case on the receive path).
  */
-export class BodyBudget {
+class BodyBudget {
   private held = 0;
   constructor(readonly bytes: number) {}
 
   /** Counts what `stream` delivers until `done` runs; fails the stream once the budget is spent. */
-  watch(stream: IncomingMessage | Transform): () => void {
+  watch(stream: Transform): () => void {
     let taken = 0;
     const onData = (chunk: Buffer) => {
       taken += chunk.length;
@@ -92,7 +94,7 @@ async function readBody(req: IncomingMessage, limit: number, budget: BodyBudget)
   try {
     const reading = getRawBody(stream, { limit, length });
     // Counted beside raw-body's own reader, attached after it so that no chunk flows before it listens.
-    done = budget.watch(stream);
+    if (stream instanceof Transform) done = budget.watch(stream);
     return await reading;
   } catch (error) {
     // Stop inflating and drain what is left, so the connection can carry the next request.
