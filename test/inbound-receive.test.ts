@@ -224,6 +224,13 @@ describe('receiving webhooks', () => {
     const event = t.service.store.events.get(res.body.id);
     assert.equal(event?.requestId, requestId);
 
+    // A refusal's line names the request too, and the event once its signature held.
+    const refusedId = uniqueId('req');
+    const forged = await request(t.url).post('/webhooks/demo').set({ ...standardHeaders(id, body), 'webhook-signature': 'v1,AAAA', 'x-request-id': refusedId }).send(body);
+    assert.equal(forged.status, 400);
+    const refused = t.logs.find('webhook rejected').find((line) => line.request_id === refusedId);
+    assert.deepEqual([refused?.source, refused?.error, refused?.event_id], ['demo', 'invalid_signature', undefined]);
+
     const generated = await request(t.url).post('/webhooks/nobody').set('content-type', 'application/json').send('{}');
     assert.match(generated.headers['x-request-id'] ?? '', /^[0-9a-f-]{36}$/);
     const unsafe = await request(t.url).get('/health').set('x-request-id', 'bad id {"level":"error"}');

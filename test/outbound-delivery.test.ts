@@ -55,7 +55,7 @@ describe('outbound delivery', () => {
   });
 
   it('registers, lists, shows, updates and deletes endpoints; the secret is shown once', async () => {
-    const created = await admin(t, 'post', '/api/v1/webhooks').send({ url: 'https://example.com/a', events: ['order.*'], description: 'orders', owner_emails: ['ops@example.com'] });
+    const created = await admin(t, 'post', '/api/v1/webhooks').set('x-request-id', 'req-register-1').send({ url: 'https://example.com/a', events: ['order.*'], description: 'orders', owner_emails: ['ops@example.com'] });
     assert.equal(created.status, 201);
     assert.match(created.body.id, /^ep_/);
     assert.match(created.body.secret, /^whsec_[A-Za-z0-9+/=]{40,}$/);
@@ -68,16 +68,22 @@ describe('outbound delivery', () => {
     const listed = await admin(t, 'get', '/api/v1/webhooks');
     assert.ok((listed.body.data as { id: string }[]).some((e) => e.id === id));
 
-    const updated = await admin(t, 'patch', `/api/v1/webhooks/${id}`).send({ events: ['order.created', 'invoice.*'], description: 'billing', paused: true });
+    const updated = await admin(t, 'patch', `/api/v1/webhooks/${id}`).set('x-request-id', 'req-update-1').send({ events: ['order.created', 'invoice.*'], description: 'billing', paused: true });
     assert.equal(updated.status, 200);
     assert.deepEqual(updated.body.events, ['order.created', 'invoice.*']);
     assert.equal(updated.body.paused, true);
     assert.equal((await admin(t, 'patch', `/api/v1/webhooks/${id}`).send({ url: 'mailto:x@example.com' })).status, 400);
     assert.equal((await admin(t, 'patch', `/api/v1/webhooks/${id}`).send({})).status, 400);
 
-    assert.equal((await admin(t, 'delete', `/api/v1/webhooks/${id}`)).status, 204);
+    assert.equal((await admin(t, 'delete', `/api/v1/webhooks/${id}`).set('x-request-id', 'req-delete-1')).status, 204);
     assert.equal((await admin(t, 'get', `/api/v1/webhooks/${id}`)).status, 404);
     assert.equal((await admin(t, 'delete', `/api/v1/webhooks/${id}`)).status, 404);
+
+    // Each change's log line names the request that made it.
+    for (const [message, requestId] of [['endpoint registered', 'req-register-1'], ['endpoint updated', 'req-update-1'], ['endpoint deleted', 'req-delete-1']] as const) {
+      const line = t.logs.find(message).find((l) => l.endpoint === id);
+      assert.equal(line?.request_id, requestId, `${message} carries the request id`);
+    }
   });
 
   it('delivers a published event, signed, to every subscribed endpoint, once per event id', async () => {

@@ -91,7 +91,7 @@ export function webhooksRouter(store: Store, outbound: Outbound, options: { allo
   router.post('/webhooks', (req, res) => {
     const body = parseWith(createBody, req.body ?? {}, 'body');
     checkDestination(body.url, options.allowPrivateDestinations);
-    const endpoint = outbound.createEndpoint({ url: body.url, events: body.events, description: body.description, ownerEmails: body.owner_emails });
+    const endpoint = outbound.createEndpoint({ url: body.url, events: body.events, description: body.description, ownerEmails: body.owner_emails }, req.requestId);
     // The signing secret is shown here and after a rotation, never again.
     res.status(201).json({ ...presentEndpoint(store, endpoint), secret: endpoint.secret });
   });
@@ -110,20 +110,20 @@ export function webhooksRouter(store: Store, outbound: Outbound, options: { allo
     checkDestination(body.url, options.allowPrivateDestinations);
     const updated = outbound.updateEndpoint(req.params.id, {
       url: body.url, events: body.events, description: body.description, ownerEmails: body.owner_emails, paused: body.paused, disabled: body.disabled,
-    });
+    }, req.requestId);
     if (!updated) throw notFound(`endpoint ${req.params.id}`);
     res.json(presentEndpoint(store, updated));
   });
 
   router.post('/webhooks/:id/rotate-secret', (req, res) => {
     find(req.params.id);
-    const rotated = outbound.rotateSecret(req.params.id);
+    const rotated = outbound.rotateSecret(req.params.id, req.requestId);
     if (!rotated) throw notFound(`endpoint ${req.params.id}`);
     res.json({ ...presentEndpoint(store, rotated), secret: rotated.secret });
   });
 
   router.delete('/webhooks/:id', (req, res) => {
-    if (!outbound.deleteEndpoint(req.params.id)) throw notFound(`endpoint ${req.params.id}`);
+    if (!outbound.deleteEndpoint(req.params.id, req.requestId)) throw notFound(`endpoint ${req.params.id}`);
     res.status(204).end();
   });
 
@@ -139,7 +139,7 @@ export function webhooksRouter(store: Store, outbound: Outbound, options: { allo
   router.post('/webhooks/:id/recover', (req, res) => {
     const endpoint = find(req.params.id);
     const body = parseWith(recoverBody, req.body ?? {}, 'body');
-    const requeued = outbound.recover(endpoint, Date.parse(body.since));
+    const requeued = outbound.recover(endpoint, Date.parse(body.since), req.requestId);
     res.status(202).json({ requeued });
   });
 

@@ -41,7 +41,7 @@ export function errorHandler(logger: Logger) {
   return (error: unknown, req: Request, res: Response, _next: NextFunction): void => {
     const httpError = toHttpError(error);
     if (httpError.status >= 500) {
-      logger.error('request failed', { method: req.method, path: req.route?.path ?? 'unmatched', error: (error as Error)?.stack ?? String(error) });
+      logger.error('request failed', { request_id: req.requestId, method: req.method, path: req.route?.path ?? 'unmatched', error: (error as Error)?.stack ?? String(error) });
     }
     writeJsonError(res, httpError);
   };

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
-import { runWithContext } from '../telemetry/context.js';
 
 // A caller's id is reused only when it is short and plain, so it cannot inject into logs.
 const ACCEPTABLE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -16,10 +15,10 @@ export function requestIdOf(given: string | string[] | undefined): string {
   return typeof given === 'string' && ACCEPTABLE_ID.test(given) ? given : randomUUID();
 }
 
-/** Takes X-Request-ID from the request or makes one, echoes it, and puts it in the log context. */
+/** Takes X-Request-ID from the request or makes one and echoes it; log lines of the request name it. */
 export function requestId(req: Request, res: Response, next: NextFunction): void {
   const id = requestIdOf(req.headers['x-request-id']);
   req.requestId = id;
   res.setHeader('X-Request-ID', id);
-  runWithContext({ request_id: id }, next);
+  next();
 }

@@ -42,7 +42,7 @@ export class AcceptService {
     // the store inside its transaction only, so a new event costs one look-up, not two.
     const existing = inSpan('webhook.deduplicate', { 'webhook.source': source }, () => this.store.events.findCachedKey(source, event.eventId));
     if (existing) {
-      this.logger.info('duplicate event ignored', { source, event_id: event.eventId, event_type: event.type, stored_as: existing });
+      this.logger.info('duplicate event ignored', { request_id: requestId, source, event_id: event.eventId, event_type: event.type, stored_as: existing });
       return { duplicate: true, id: existing };
     }
     const result = await inSpan('webhook.store', { 'webhook.source': source, 'webhook.event_type': event.type }, () => {
@@ -62,11 +62,11 @@ export class AcceptService {
     });
     if (result.job) this.handoff?.adopt(result.job);
     if (result.duplicate) {
-      this.logger.info('duplicate event ignored', { source, event_id: event.eventId, event_type: event.type, stored_as: result.id });
+      this.logger.info('duplicate event ignored', { request_id: requestId, source, event_id: event.eventId, event_type: event.type, stored_as: result.id });
       return { duplicate: true, id: result.id };
     }
     this.metrics.eventAccepted(source, event.type);
-    this.logger.info('event received', { source, event_id: event.eventId, event_type: event.type, stored_as: result.id });
+    this.logger.info('event received', { request_id: requestId, source, event_id: event.eventId, event_type: event.type, stored_as: result.id });
     return { duplicate: false, id: result.id };
   }
 }

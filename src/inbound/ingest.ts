@@ -7,7 +7,6 @@ import typeis from 'type-is';
 import { toHttpError, writeJson, writeJsonError } from '../http/error-handler.js';
 import { HttpError } from '../http/errors.js';
 import { requestIdOf } from '../http/request-id.js';
-import { runWithContext, addToContext } from '../telemetry/context.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { InboundErrorType, Metrics } from '../telemetry/metrics.js';
 import { inSpan, nameHttpRoute } from '../telemetry/trace-context.js';
@@ -111,6 +110,9 @@ async function readBody(req: IncomingMessage, limit: number, budget: BodyBudget)
   }
 }
 
+/** What a refusal's log line names besides the error: the event's fields once it is verified. */
+interface Refused { request_id: string; source: string; event_id?: string; event_type?: string }
+
 /**
  * POST /webhooks/:source, served by node:http directly rather than through Express: this route
  * is the service's hot path and Express's routing and request decoration cost more than the
@@ -127,7 +129,7 @@ export function ingestHandler(options: IngestOptions): (req: IncomingMessage, re
   // 64 bodies of BODY_LIMIT at once, at most 256 MiB.
   const budget = new BodyBudget(Math.min(64 * options.bodyLimitBytes, 256 * 1024 * 1024));
 
-  const receive = async (req: IncomingMessage, res: ServerResponse, source: string, verifier: Verifier | undefined, requestId: string): Promise<void> => {
+  const receive = async (req: IncomingMessage, res: ServerResponse, source: string, verifier: Verifier | undefined, requestId: string, refused: Refused): Promise<void> => {
     if (!verifier) throw new HttpError(404, 'unknown_source', `no webhook source named "${source}" is configured`);
     const contentType = req.headers['content-type'];
     if (!contentType || !typeis.is(contentType, ['application/json', 'application/*+json'])) {
@@ -156,19 +158,20 @@ export function ingestHandler(options: IngestOptions): (req: IncomingMessage, re
       metrics.rateLimited(source);
       throw new HttpError(429, 'rate_limited', `too many requests for source "${source}"; retry after ${retryAfter} s`, undefined, { 'Retry-After': String(retryAfter) });
     }
-    addToContext({ event_id: event.eventId, event_type: event.type });
+    refused.event_id = event.eventId;
+    refused.event_type = event.type;
     const result = await accept.accept(source, event, requestId);
     writeJson(res, result.duplicate ? 200 : 202, { received: true, duplicate: result.duplicate, id: result.id });
   };
 
   // Counts and logs every refusal with its source, then answers with the service's JSON error shape.
-  const refuse = (error: unknown, res: ServerResponse, source: string): void => {
+  const refuse = (error: unknown, res: ServerResponse, refused: Refused): void => {
     const httpError = toHttpError(error);
-    metrics.inboundError(source, errorType(httpError));
+    metrics.inboundError(refused.source, errorType(httpError));
     const reason = (httpError.details?.[0] as { reason?: string } | undefined)?.reason;
     // One line per refusal; an unexpected error carries its stack.
-    if (httpError.status >= 500) logger.error('webhook rejected', { status: httpError.status, error: httpError.code, path: INGEST_ROUTE, detail: (error as Error)?.stack ?? String(error) });
-    else logger.warn('webhook rejected', { status: httpError.status, error: httpError.code, reason, detail: httpError.message });
+    if (httpError.status >= 500) logger.error('webhook rejected', { ...refused, status: httpError.status, error: httpError.code, path: INGEST_ROUTE, detail: (error as Error)?.stack ?? String(error) });
+    else logger.warn('webhook rejected', { ...refused, status: httpError.status, error: httpError.code, reason, detail: httpError.message });
     writeJsonError(res, httpError);
   };
 
@@ -185,8 +188,7 @@ export function ingestHandler(options: IngestOptions): (req: IncomingMessage, re
       const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED;
       metrics.requestCompleted(source, status, Number(process.hrtime.bigint() - started) / 1e9);
     });
-    runWithContext({ request_id: requestId, source }, () => {
-      receive(req, res, requested, verifier, requestId).catch((error: unknown) => refuse(error, res, source));
-    });
+    const refused: Refused = { request_id: requestId, source };
+    receive(req, res, requested, verifier, requestId, refused).catch((error: unknown) => refuse(error, res, refused));
   };
 }

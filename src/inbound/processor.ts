@@ -4,7 +4,6 @@ import type { Job } from '../jobs/queue.js';
 import type { JobResult } from '../jobs/worker.js';
 import type { EventContent, EventStatus, HandlerRun } from '../store/events.js';
 import type { Store } from '../store/store.js';
-import { runWithContext } from '../telemetry/context.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { contextFrom, inSpan } from '../telemetry/trace-context.js';
@@ -30,14 +29,14 @@ export class EventProcessor {
   run = (job: Job): Promise<JobResult> => {
     const stored = this.store.events.content(job.ref);
     if (!stored) return Promise.resolve({ outcome: 'done' });
-    const context = { request_id: job.requestId ?? undefined, source: stored.source, event_id: stored.eventId, event_type: stored.type, job_id: job.id };
-    return runWithContext(context, () =>
-      inSpan('webhook.process', { 'webhook.source': stored.source, 'webhook.event_type': stored.type, 'job.attempt': job.attempts },
-        () => this.process(job, stored), contextFrom(job.traceContext)));
+    // Every line of the run names its request, event and job.
+    const log = this.logger.child({ request_id: job.requestId ?? undefined, source: stored.source, event_id: stored.eventId, event_type: stored.type, job_id: job.id });
+    return inSpan('webhook.process', { 'webhook.source': stored.source, 'webhook.event_type': stored.type, 'job.attempt': job.attempts },
+      () => this.process(job, stored, log), contextFrom(job.traceContext));
   };
 
-  private async process(job: Job, stored: EventContent): Promise<JobResult> {
-    if (job.attempts > job.maxAttempts) return this.abandon(job, stored);
+  private async process(job: Job, stored: EventContent, log: Logger): Promise<JobResult> {
+    if (job.attempts > job.maxAttempts) return this.abandon(job, stored, log);
     const started = process.hrtime.bigint();
     // Only a job that ran before can find handlers that already succeeded: a retry, or a replay
     // from the dead-letter queue (which starts counting attempts again but keeps the last error).
@@ -61,7 +60,7 @@ export class EventProcessor {
       requestId: stored.requestId, receivedAt: stored.receivedAt, attempt, signal: abort.signal,
     };
     const matching = this.registry.match(event.type);
-    if (matching.length === 0 && this.logger.isDebugEnabled()) this.logger.debug('no handler matched the event type; recorded as processed', { handlers: 0 });
+    if (matching.length === 0 && log.isDebugEnabled()) log.debug('no handler matched the event type; recorded as processed', { handlers: 0 });
     const handlers = matching.filter((h) => !prior.succeeded.has(h.name));
     const runs: HandlerRun[] = [];
     await Promise.all(handlers.map(async (handler) => {
@@ -91,7 +90,7 @@ export class EventProcessor {
     const failures = runs.filter((run) => run.outcome !== 'success');
     if (failures.length === 0) {
       this.metrics.eventProcessed(event.type, 'success', seconds, (this.clock.now() - event.receivedAt) / 1000);
-      this.logger.info('event processed', { attempt, handlers: handlers.length, duration_ms: seconds * 1000 });
+      log.info('event processed', { attempt, handlers: handlers.length, duration_ms: seconds * 1000 });
       return { outcome: 'done', persist: persist('processed', null) };
     }
 
@@ -100,12 +99,12 @@ export class EventProcessor {
     const permanent = failures.some((f) => f.outcome === 'permanent_error');
     if (permanent || job.attempts >= job.maxAttempts) {
       this.metrics.eventProcessed(event.type, 'dead_letter', seconds, null);
-      this.logger.error('event moved to the dead-letter queue', { attempt, reason: permanent ? 'permanent_error' : 'attempts_exhausted', error: summary });
+      log.error('event moved to the dead-letter queue', { attempt, reason: permanent ? 'permanent_error' : 'attempts_exhausted', error: summary });
       return { outcome: 'dead', error: summary, persist: persist('dead_letter', summary) };
     }
     const delay = backoffDelay(this.backoff, job.attempts);
     this.metrics.eventProcessed(event.type, 'retry', seconds, null);
-    this.logger.warn('event processing failed; will retry', { attempt, retry_in_ms: delay, error: summary });
+    log.warn('event processing failed; will retry', { attempt, retry_in_ms: delay, error: summary });
     return { outcome: 'retry', runAt: this.clock.now() + delay, error: summary, persist: persist('retrying', summary) };
   }
 
@@ -121,10 +120,10 @@ export class EventProcessor {
    * attempts the job is dead-lettered without running again: otherwise one such event would stop
    * the service after every restart, for ever.
    */
-  private abandon(job: Job, event: EventContent): JobResult {
+  private abandon(job: Job, event: EventContent, log: Logger): JobResult {
     const error = `gave up after ${job.maxAttempts} attempts: the last did not finish (the process stopped while it ran)`;
     this.metrics.eventProcessed(event.type, 'dead_letter', 0, null);
-    this.logger.error('event moved to the dead-letter queue', { attempt: job.attempts, reason: 'attempts_exhausted', error });
+    log.error('event moved to the dead-letter queue', { attempt: job.attempts, reason: 'attempts_exhausted', error });
     // The run that did not finish was the job's previous one.
     const attempts = runNumber(job.attempts - 1, this.store.events.priorRuns(event.id).lastAttempt);
     return { outcome: 'dead', error, persist: () => this.store.events.setStatus(event.id, 'dead_letter', attempts, error) };

@@ -7,7 +7,6 @@ import type { Attempt, AttemptOutcome, AttemptTrigger, Delivery } from '../store
 import type { Endpoint } from '../store/endpoints.js';
 import type { EventContent } from '../store/events.js';
 import type { Store } from '../store/store.js';
-import { runWithContext } from '../telemetry/context.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Metrics } from '../telemetry/metrics.js';
 import { contextFrom, inSpan } from '../telemetry/trace-context.js';
@@ -183,12 +182,14 @@ export class Dispatcher {
   async sendTest(endpoint: Endpoint, requestId: string): Promise<SendResult & { messageId: string; body: string }> {
     const messageId = `msg_test_${randomUUID().replaceAll('-', '')}`;
     const body = messageBody('webhook.test', this.clock.now(), JSON.stringify({ endpoint_id: endpoint.id, message: 'This is a test event sent by hookwatch.' }));
-    return runWithContext({ request_id: requestId, endpoint: endpoint.id, event_id: messageId, event_type: 'webhook.test' }, () =>
-      inSpan('webhook.deliver.test', { 'webhook.endpoint': endpoint.id }, async (span) => {
-        const result = await this.post(endpoint, messageId, body, span, requestId);
-        this.logger.info('test delivery attempt', { outcome: result.ok ? 'delivered' : 'failed', status_code: result.statusCode, reason: result.reason, error: result.error, duration_ms: round(result.durationMs) });
-        return { ...result, messageId, body };
-      }));
+    return inSpan('webhook.deliver.test', { 'webhook.endpoint': endpoint.id }, async (span) => {
+      const result = await this.post(endpoint, messageId, body, span, requestId);
+      this.logger.info('test delivery attempt', {
+        request_id: requestId, endpoint: endpoint.id, event_id: messageId, event_type: 'webhook.test',
+        outcome: result.ok ? 'delivered' : 'failed', status_code: result.statusCode, reason: result.reason, error: result.error, duration_ms: round(result.durationMs),
+      });
+      return { ...result, messageId, body };
+    });
   }
 
   /**
@@ -220,30 +221,29 @@ export class Dispatcher {
     requestId: string | null, traceContext: Record<string, string> | null,
   ): Promise<{ at: number; result: SendResult; requestId: string; outcome: AttemptOutcome }> {
     const rid = requestId ?? randomUUID();
-    const context = { request_id: rid, endpoint: endpoint.id, delivery_id: delivery.id, event_id: event.eventId, event_type: event.type };
     const number = delivery.attempts + 1;
     this.inFlight.add(delivery.id);
     const counted = trigger === 'scheduled';
     if (counted) this.perEndpoint.set(endpoint.id, (this.perEndpoint.get(endpoint.id) ?? 0) + 1);
     try {
-      return await runWithContext(context, () =>
-        inSpan('webhook.deliver', { 'webhook.endpoint': endpoint.id, 'webhook.event_type': event.type, 'webhook.delivery_id': delivery.id, 'webhook.attempt': number }, async (span) => {
-          const at = this.clock.now();
-          const body = messageBody(event.type, event.receivedAt, event.rawPayload);
-          const result = await this.post(endpoint, event.id, body, span, rid);
-          span.setAttribute('http.response.status_code', result.statusCode ?? 0);
-          const outcome = this.decide(delivery, trigger, result);
-          if (result.ok) this.failing.delete(endpoint.id);
-          else this.failing.add(endpoint.id);
-          this.metrics.deliveryAttempted(endpoint.id, { ok: result.ok, reason: result.reason ?? undefined, retry: number > 1 }, result.durationMs / 1000);
-          const level = result.ok ? 'info' : 'warn';
-          this.logger[level]('delivery attempt', {
-            attempt: number, trigger, outcome: result.ok ? 'delivered' : 'failed', status_code: result.statusCode,
-            reason: result.reason, error: result.error, duration_ms: round(result.durationMs), delivery_status: outcome.status,
-            next_attempt_at: outcome.nextAttemptAt ? new Date(outcome.nextAttemptAt).toISOString() : null,
-          });
-          return { at, result, requestId: rid, outcome };
-        }, contextFrom(traceContext)));
+      return await inSpan('webhook.deliver', { 'webhook.endpoint': endpoint.id, 'webhook.event_type': event.type, 'webhook.delivery_id': delivery.id, 'webhook.attempt': number }, async (span) => {
+        const at = this.clock.now();
+        const body = messageBody(event.type, event.receivedAt, event.rawPayload);
+        const result = await this.post(endpoint, event.id, body, span, rid);
+        span.setAttribute('http.response.status_code', result.statusCode ?? 0);
+        const outcome = this.decide(delivery, trigger, result);
+        if (result.ok) this.failing.delete(endpoint.id);
+        else this.failing.add(endpoint.id);
+        this.metrics.deliveryAttempted(endpoint.id, { ok: result.ok, reason: result.reason ?? undefined, retry: number > 1 }, result.durationMs / 1000);
+        const level = result.ok ? 'info' : 'warn';
+        this.logger[level]('delivery attempt', {
+          request_id: rid, endpoint: endpoint.id, delivery_id: delivery.id, event_id: event.eventId, event_type: event.type,
+          attempt: number, trigger, outcome: result.ok ? 'delivered' : 'failed', status_code: result.statusCode,
+          reason: result.reason, error: result.error, duration_ms: round(result.durationMs), delivery_status: outcome.status,
+          next_attempt_at: outcome.nextAttemptAt ? new Date(outcome.nextAttemptAt).toISOString() : null,
+        });
+        return { at, result, requestId: rid, outcome };
+      }, contextFrom(traceContext));
     } finally {
       this.inFlight.delete(delivery.id);
       if (counted) {
@@ -297,7 +297,7 @@ export class Dispatcher {
       this.notifier.queueEmail(endpoint.id, failureEmail(endpoint, endpoint.ownerEmails, decision.ownerEmail, this.options.timeoutMs), requestId);
     }
     if (result.statusCode === 410 && this.store.endpoints.disable(endpoint.id, 'the endpoint answered 410 Gone')) {
-      this.logger.warn('endpoint disabled: it answered 410 Gone', { endpoint: endpoint.id });
+      this.logger.warn('endpoint disabled: it answered 410 Gone', { request_id: requestId, endpoint: endpoint.id, delivery_id: read.id });
       this.notifier.queueEmail(endpoint.id, disabledEmail(endpoint, endpoint.ownerEmails, at), requestId);
     }
     return { delivery: after, attempt };

@@ -119,10 +119,10 @@ export class Outbound {
     return { unfinished: deliveries.unfinished + notifications.unfinished };
   }
 
-  createEndpoint(input: { url: string; events: string[]; description: string; ownerEmails: string[] }): Endpoint {
+  createEndpoint(input: { url: string; events: string[]; description: string; ownerEmails: string[] }, requestId: string): Endpoint {
     const endpoint = this.store.endpoints.create({ id: newEndpointId(), secret: generateSecret(), ...input });
     this.metrics.endpointRegistered(endpoint.id);
-    this.logger.info('endpoint registered', { endpoint: endpoint.id, events: endpoint.events });
+    this.logger.info('endpoint registered', { request_id: requestId, endpoint: endpoint.id, events: endpoint.events });
     return endpoint;
   }
 
@@ -131,7 +131,7 @@ export class Outbound {
    * other change leaves them be: each release starts a chain (every job that ends releases the
    * next), and a second chain would break a paused backlog's order.
    */
-  updateEndpoint(id: string, patch: EndpointPatch): Endpoint | null {
+  updateEndpoint(id: string, patch: EndpointPatch, requestId: string): Endpoint | null {
     const updated = this.store.transaction(() => {
       const before = this.store.endpoints.get(id);
       const endpoint = this.store.endpoints.update(id, patch);
@@ -140,17 +140,17 @@ export class Outbound {
       if (endpoint && reopened) this.dispatcher.releaseNextParked(endpoint);
       return endpoint;
     });
-    if (updated) this.logger.info('endpoint updated', { endpoint: id, changed: Object.keys(patch) });
+    if (updated) this.logger.info('endpoint updated', { request_id: requestId, endpoint: id, changed: Object.keys(patch) });
     return updated;
   }
 
-  rotateSecret(id: string): Endpoint | null {
+  rotateSecret(id: string, requestId: string): Endpoint | null {
     const endpoint = this.store.endpoints.rotateSecret(id, generateSecret(), SECRET_GRACE_MS);
-    if (endpoint) this.logger.info('endpoint secret rotated', { endpoint: id });
+    if (endpoint) this.logger.info('endpoint secret rotated', { request_id: requestId, endpoint: id });
     return endpoint;
   }
 
-  deleteEndpoint(id: string): boolean {
+  deleteEndpoint(id: string, requestId: string): boolean {
     const removed = this.store.transaction(() => {
       if (!this.store.endpoints.remove(id)) return false;
       for (const jobId of this.store.deliveries.cancelForEndpoint(id)) {
@@ -161,19 +161,19 @@ export class Outbound {
     });
     if (removed) {
       this.metrics.endpointRemoved(id);
-      this.logger.info('endpoint deleted', { endpoint: id });
+      this.logger.info('endpoint deleted', { request_id: requestId, endpoint: id });
     }
     return removed;
   }
 
   /** Re-queues every failed delivery of the endpoint created since `since`, with a fresh retry schedule. */
-  recover(endpoint: Endpoint, since: number): number {
+  recover(endpoint: Endpoint, since: number, requestId: string): number {
     const count = this.store.transaction(() => {
       const failed = this.store.deliveries.failedSince(endpoint.id, since);
       for (const delivery of failed) this.requeue(delivery.id, delivery.jobId);
       return failed.length;
     });
-    this.logger.info('failed deliveries re-queued', { endpoint: endpoint.id, since: new Date(since).toISOString(), requeued: count });
+    this.logger.info('failed deliveries re-queued', { request_id: requestId, endpoint: endpoint.id, since: new Date(since).toISOString(), requeued: count });
     return count;
   }
 

@@ -85,7 +85,7 @@ export class Publisher {
     this.handOver(leased);
     // Each delivery logs its own attempt at info; this line only matters when following one event.
     // winston formats a line before its transports drop it by level, hence the explicit check.
-    if (created > 0 && this.logger.isDebugEnabled()) this.logger.debug('event forwarded to endpoints', { deliveries: created });
+    if (created > 0 && this.logger.isDebugEnabled()) this.logger.debug('event forwarded to endpoints', { request_id: event.requestId ?? undefined, event_id: event.eventId, event_type: event.type, deliveries: created });
   };
 
   /** POST /api/v1/events: stores the event and its deliveries together; idempotent by id. `data` is JSON text. */
@@ -103,7 +103,7 @@ export class Publisher {
     });
     this.handOver(outcome.leased);
     const result = this.result(outcome.pk, outcome.duplicate);
-    if (!outcome.duplicate) this.logger.info('event published', { event_id: input.id, event_type: input.type, stored_as: outcome.pk, deliveries: result.deliveries.length });
+    if (!outcome.duplicate) this.logger.info('event published', { request_id: requestId, event_id: input.id, event_type: input.type, stored_as: outcome.pk, deliveries: result.deliveries.length });
     return result;
   }
 

@@ -1,7 +1,6 @@
 import { trace } from '@opentelemetry/api';
 import winston from 'winston';
 import type Transport from 'winston-transport';
-import { currentContext } from './context.js';
 import { createLokiTransport, isLokiTransport, type LokiOptions } from './loki.js';
 import { OUTAGE_MESSAGES, type OutageSink } from './outage.js';
 import { BatchedStdout } from './stdout.js';
@@ -21,14 +20,8 @@ function redact(value: unknown, depth = 0): unknown {
   return out;
 }
 
-/** Adds the request/job context and the active span's ids to every line, and strips secrets. */
+/** Adds the active span's ids to every line, and strips secrets. */
 const enrich = winston.format((info) => {
-  const context = currentContext();
-  if (context) {
-    for (const [key, value] of Object.entries(context)) {
-      if (value !== undefined && info[key] === undefined) info[key] = value;
-    }
-  }
   const span = trace.getActiveSpan();
   if (span && info.trace_id === undefined) {
     const { traceId, spanId, traceFlags } = span.spanContext();
