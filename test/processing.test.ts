@@ -282,12 +282,18 @@ describe('the age of the oldest job waiting', () => {
 describe('a handler that never answers', () => {
   let t: TestService;
   const aborted: boolean[] = [];
+  const lateLook: boolean[] = [];
   let quick = 0;
   before(async () => {
     t = await startTestService({ JOB_TIMEOUT: '1s', JOB_MAX_ATTEMPTS: '2', JOB_BACKOFF_BASE: '10ms', WORKER_CONCURRENCY: '1' }, {
       registerHandlers(r) {
         r.register('order.hangs', 'hangs', (event) => new Promise<void>(() => { event.signal.addEventListener('abort', () => aborted.push(true)); }));
         r.register('order.quick', 'quick', () => { quick += 1; });
+        // Looks at its signal for the first time only after the run has stopped waiting for it.
+        r.register('order.late', 'late', async (event) => {
+          await new Promise((resolve) => setTimeout(resolve, 1500));
+          lateLook.push(event.signal.aborted);
+        });
       },
     });
   });
@@ -307,5 +313,12 @@ describe('a handler that never answers', () => {
     assert.match(shown.last_error ?? '', /hangs: no result within 1000 ms \(JOB_TIMEOUT\)/);
     assert.deepEqual(shown.history.filter((run) => run.handler === 'hangs').map((run) => [run.attempt, run.outcome]), [[1, 'temporary_error'], [2, 'temporary_error']]);
     assert.equal(aborted.length, 2, 'each run\'s signal told the handler to give up');
+  });
+
+  it('shows the signal aborted to a handler that first reads it after JOB_TIMEOUT', async () => {
+    const late = standardEvent('order.late');
+    assert.equal((await request(t.url).post('/webhooks/demo').set(standardHeaders(late.id, late.body)).send(late.body)).status, 202);
+    await waitFor('the late handler looked at its signal', () => lateLook.length > 0, 10_000);
+    assert.equal(lateLook[0], true);
   });
 });
