@@ -295,6 +295,14 @@ describe('telemetry: series that exist before traffic, and requests nobody waite
     }
   });
 
+  it('starts every allow-listed event type\'s accepted and processed counters at 0, so the first events of a type are counted by increase()', async () => {
+    const { samples } = await scrape(t.url);
+    for (const event_type of ['charge.succeeded', 'invoice.paid', 'test.ping', 'other']) {
+      for (const source of ['stripe', 'demo']) assert.equal(valueOf(samples, 'webhook_events_by_type_total', { source, event_type }), 0, `${source} ${event_type}`);
+      for (const status of ['success', 'retry', 'dead_letter']) assert.equal(valueOf(samples, 'webhook_events_processed_total', { event_type, status }), 0, `${event_type} ${status}`);
+    }
+  });
+
   it('records a request whose client went away mid-body as 499, not as a 200', async () => {
     const { body } = stripeEvent('charge.succeeded');
     const { port } = new URL(t.url);

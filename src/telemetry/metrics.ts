@@ -27,6 +27,7 @@ export type ExpositionFormat = 'prometheus' | 'openmetrics';
 export const SIGNATURE_FAILURE_REASONS: readonly SignatureFailureReason[] = ['missing', 'malformed', 'mismatch', 'expired'];
 export const INBOUND_ERROR_TYPES: readonly InboundErrorType[] = ['signature', 'bad_request', 'rate_limited', 'processing', 'internal'];
 export const DELIVERY_FAILURE_REASONS: readonly DeliveryFailureReason[] = ['timeout', 'connection', 'http_4xx', 'http_5xx'];
+export const PROCESSING_STATUSES: readonly ProcessingStatus[] = ['success', 'retry', 'dead_letter'];
 
 export interface DeliveryOutcome {
   ok: boolean;
@@ -58,6 +59,11 @@ export class Metrics {
     // Created on the OpenMetrics registry: prom-client only allows exemplars there.
     this.set = new InstrumentSet(this.openMetricsRegistry, true, () => this.gaugeSources);
     if (options.defaultMetrics !== false) client.collectDefaultMetrics({ register: this.openMetricsRegistry });
+    // Every type label there can be, at 0: the report and dashboards take increase() of these, which
+    // never counts a series' first sample, so a type's first burst of events would show as none.
+    for (const event_type of [...this.allowedTypes, 'other']) {
+      for (const status of PROCESSING_STATUSES) this.set.processed.inc({ event_type, status }, 0);
+    }
     const all = this.openMetricsRegistry.getMetricsAsArray();
     for (const metric of all) this.registry.registerMetric(metric as unknown as client.Metric);
     this.counters = all.filter((metric) => metric instanceof client.Counter).map((metric) => {
@@ -86,8 +92,9 @@ export class Metrics {
     for (const type of INBOUND_ERROR_TYPES) set.errors.inc({ source, type }, 0);
     for (const reason of SIGNATURE_FAILURE_REASONS) set.signatureFailures.inc({ source, reason }, 0);
     set.rateLimited.inc({ source }, 0);
-    // WebhookUnlistedEventTypes takes increase() of the `other` series: it must exist before its first event.
-    set.byType.inc({ source, event_type: 'other' }, 0);
+    // WebhookUnlistedEventTypes takes increase() of the `other` series, and the report and dashboards
+    // of every type's: each must exist before its first event.
+    for (const event_type of [...this.allowedTypes, 'other']) set.byType.inc({ source, event_type }, 0);
   }
 
   /** `lastOk`: how the endpoint's last attempt went, as saved before a restart (null: none yet). */
