@@ -239,7 +239,7 @@ describe('error webhook failures', () => {
     const logs: string[] = [];
     const notifier = new Notifier(
       { errorWebhookUrl: `http://alerts:S3cretHookPw@127.0.0.1:${port}/services/T000/B000/XoxbPathSecret?token=abc123`, smtpUrl: null, from: 'a@example.com', alwaysTo: [], timeoutMs: 2000, maxAttempts: 3, backoff: { baseMs: 1000, factor: 2, maxMs: 60_000 } },
-      { enqueue: () => 1, enqueueFor: () => ({ id: 1, leased: null }) },
+      { enqueue: () => 1, enqueueFor: () => ({ id: 1, leased: null }), discard: () => false },
       new HttpSender(),
       createLogger({ level: 'debug', service: 'hookwatch', environment: 'test', stream: new Writable({ write(chunk, _encoding, done) { logs.push(String(chunk)); done(); } }) }),
       { now: () => Date.now() },

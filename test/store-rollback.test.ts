@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
+import { SqliteJobQueue } from '../src/jobs/sqlite-queue.js';
+import { Publisher } from '../src/outbound/publisher.js';
 import { openDatabase } from '../src/store/db.js';
 import { Store } from '../src/store/store.js';
+import { createLogger } from '../src/telemetry/logger.js';
 import { tempDir } from './helpers/service.js';
 
 const noObserver = { lookup: () => undefined, operation: () => undefined };
@@ -92,8 +96,7 @@ describe('the parked deliveries of an endpoint', () => {
 
 describe('a just-queued delivery', () => {
   const queue = (store: Store, id: string, endpointId = 'ep_z') => {
-    store.deliveries.insert({ id, eventPk: `evt_${id}`, endpointId, parked: false, requestId: null });
-    store.deliveries.setJob(id, 7);
+    store.deliveries.insertQueued({ id, eventPk: `evt_${id}`, endpointId, requestId: null, jobId: 7 });
   };
 
   it('is read once from memory, exactly as the table holds it', async () => {
@@ -163,6 +166,30 @@ describe('the database files', () => {
       }
     } finally {
       db.close();
+    }
+  });
+});
+
+describe('forwarding an event that already has its deliveries', () => {
+  it('creates nothing the second time, and leaves no job behind', async () => {
+    const store = openStore();
+    const clock = { now: () => Date.now() };
+    const jobs = new SqliteJobQueue(store.db, clock, () => undefined);
+    const logger = createLogger({ level: 'error', service: 'hookwatch', environment: 'test', stream: new Writable({ write(_chunk, _encoding, done) { done(); } }) });
+    const publisher = new Publisher(store, jobs, logger, clock, { maxAttempts: 4, idempotencyTtlMs: 60_000 });
+    try {
+      addEndpoint(store, 'ep_f');
+      const eventPk = store.events.insert({ source: 'demo', eventId: 'order-1', type: 'order.created', rawPayload: '{}', requestId: 'req-forward-1' }, 60_000);
+      // The second run repeats one that committed (the process died before its job settled).
+      const first = await store.grouped(() => publisher.createDeliveries(eventPk, 'order.created', null, null));
+      const again = await store.grouped(() => publisher.createDeliveries(eventPk, 'order.created', null, null));
+      assert.deepEqual([first.created, again.created], [1, 0]);
+      const deliveries = store.deliveries.forEvent(eventPk);
+      assert.equal(deliveries.length, 1);
+      const rows = store.db.prepare("SELECT id FROM jobs WHERE queue = 'deliveries'").all() as { id: number }[];
+      assert.deepEqual(rows.map((row) => row.id), [deliveries[0]?.jobId], 'only the job the delivery names');
+    } finally {
+      await store.close();
     }
   });
 });

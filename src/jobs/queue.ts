@@ -53,6 +53,8 @@ export interface JobScheduler {
    * process die first, the lease runs out and the job is claimed like any other.
    */
   enqueueFor(job: NewJob, workers: JobHandoff | null): { id: number; leased: Job | null };
+  /** Removes a job enqueued earlier in the same transaction whose work turned out to exist already. */
+  discard(id: number): boolean;
 }
 
 /**

@@ -100,6 +100,7 @@ export class SqliteJobQueue implements JobQueue {
       runNow: db.prepare<{ id: number; now: number }>(
         `UPDATE jobs SET attempts = 0, started_attempt = 0, run_at = @now, updated_at = @now WHERE id = @id AND status = 'pending'`),
       deleteDead: db.prepare<[number]>("DELETE FROM jobs WHERE id = ? AND status = 'dead'"),
+      discard: db.prepare<[number]>('DELETE FROM jobs WHERE id = ?'),
       pending: db.prepare<[QueueName], { n: number }>(
         "SELECT count(*) AS n FROM jobs WHERE queue = ? AND status IN ('pending', 'running')"),
       deadCount: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM jobs WHERE status = 'dead'"),
@@ -204,6 +205,10 @@ export class SqliteJobQueue implements JobQueue {
 
   deleteDead(id: number): boolean {
     return this.s.deleteDead.run(id).changes === 1;
+  }
+
+  discard(id: number): boolean {
+    return this.s.discard.run(id).changes === 1;
   }
 
   pendingCount(queue: QueueName): number {

@@ -55,12 +55,20 @@ export class Publisher {
       // delivery queues up (parked) so the endpoint receives events in order.
       const parked = endpoint.paused || this.store.deliveries.oldestParked(endpoint.id) !== null;
       const id = newDeliveryId();
-      if (!this.store.deliveries.insert({ id, eventPk, endpointId: endpoint.id, parked, requestId })) continue;
-      created += 1;
-      if (parked) continue;
+      if (parked) {
+        if (this.store.deliveries.insert({ id, eventPk, endpointId: endpoint.id, parked, requestId })) created += 1;
+        continue;
+      }
+      // The job first, so the delivery row is written once, already naming it. Should the event
+      // have its delivery to this endpoint already (this run repeats one that committed), the job
+      // goes again with the rest of this transaction, never adopted by a worker.
       const queued = this.jobs.enqueueFor(deliveryJob(id, this.options.maxAttempts, requestId, traceContext), this.handoff);
+      if (!this.store.deliveries.insertQueued({ id, eventPk, endpointId: endpoint.id, requestId, jobId: queued.id })) {
+        this.jobs.discard(queued.id);
+        continue;
+      }
+      created += 1;
       if (queued.leased) leased.push(queued.leased);
-      this.store.deliveries.setJob(id, queued.id);
     }
     return { created, leased };
   }

@@ -118,8 +118,9 @@ export class DeliveryStore {
          VALUES (@id, @eventPk, @endpointId, 'pending', @parked, @requestId, @now, @now)`),
       get: db.prepare<[string], DeliveryRow>('SELECT * FROM deliveries WHERE id = ?'),
       byEvent: db.prepare<[string], DeliveryRow>('SELECT * FROM deliveries WHERE event_pk = ? ORDER BY seq'),
-      setJob: db.prepare<{ id: string; jobId: number | null; nextAt: number | null; now: number }, DeliveryRow>(
-        'UPDATE deliveries SET job_id = @jobId, next_attempt_at = @nextAt, updated_at = @now WHERE id = @id RETURNING *'),
+      insertQueued: db.prepare<{ id: string; eventPk: string; endpointId: string; requestId: string | null; jobId: number; now: number }, DeliveryRow>(
+        `INSERT OR IGNORE INTO deliveries (id, event_pk, endpoint_id, status, parked, request_id, job_id, next_attempt_at, created_at, updated_at)
+         VALUES (@id, @eventPk, @endpointId, 'pending', 0, @requestId, @jobId, @now, @now, @now) RETURNING *`),
       applyAttempt: db.prepare<Record<string, string | number | null>, DeliveryRow>(
         // Parked means waiting without a job: a delivery an attempt settles (a manual one, for a parked delivery) is no longer waiting.
         `UPDATE deliveries SET attempts = attempts + 1, status = @status, parked = CASE WHEN @status = 'pending' THEN parked ELSE 0 END,
@@ -151,7 +152,10 @@ export class DeliveryStore {
     };
   }
 
-  /** Creates a delivery unless this event already has one for this endpoint (idempotent by event id). */
+  /**
+   * Creates a delivery, parked or (without a job yet) waiting for one, unless this event already
+   * has one for this endpoint (idempotent by event id).
+   */
   insert(delivery: { id: string; eventPk: string; endpointId: string; parked: boolean; requestId: string | null }): boolean {
     if (delivery.parked) this.noneParked.delete(delivery.endpointId);
     return timed(this.timer, 'delivery_insert', () => this.s.insert.run({ ...delivery, parked: delivery.parked ? 1 : 0, now: this.clock.now() }).changes === 1);
@@ -180,14 +184,17 @@ export class DeliveryStore {
     return timed(this.timer, 'delivery_list', () => this.db.prepare<Record<string, string | number>, DeliveryRow>(sql).all(params)).map(toDelivery);
   }
 
-  /** Records the job that will send the delivery, due now. */
-  setJob(id: string, jobId: number): void {
-    const now = this.clock.now();
-    const row = timed(this.timer, 'delivery_update', () => this.s.setJob.get({ id, jobId, nextAt: now, now }));
-    if (!row) return;
+  /**
+   * Creates a delivery due now and sent by job `jobId`, unless this event already has one for this
+   * endpoint: then nothing is written and false comes back.
+   */
+  insertQueued(delivery: { id: string; eventPk: string; endpointId: string; requestId: string | null; jobId: number }): boolean {
+    const row = timed(this.timer, 'delivery_insert', () => this.s.insertQueued.get({ ...delivery, now: this.clock.now() }));
+    if (!row) return false;
     // Bounded: an entry nobody reads (its job ran in another process) ages out.
     if (this.queued.size >= QUEUED_KEPT) this.queued.delete(this.queued.keys().next().value as string);
-    this.queued.set(id, toDelivery(row));
+    this.queued.set(delivery.id, toDelivery(row));
+    return true;
   }
 
   /**
