@@ -188,6 +188,12 @@ describe('a request that never finishes arriving', () => {
       });
       assert.match(answer, /^HTTP\/1\.1 408/);
       assert.ok(Date.now() - started < 10_000, `closed after ${Date.now() - started} ms`);
+      // Counted and logged as the timeout it was, not as a client that went away (499).
+      const metrics = await (await fetch(`${child.url}/metrics`)).text();
+      assert.match(metrics, /webhook_requests_total\{source="demo",status="408"\} 1\n/);
+      assert.doesNotMatch(metrics, /status="499"\} [1-9]/);
+      const line = child.output.join('').split('\n').find((l) => l.includes('"webhook rejected"'));
+      assert.match(line ?? '', /"status":408,"error":"request_timeout"/);
     } finally {
       child.proc.kill('SIGTERM');
       await child.exited;

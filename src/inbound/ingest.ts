@@ -85,6 +85,14 @@ class BodyBudget {
   }
 }
 
+/**
+ * Whether node:http cut the request off at REQUEST_TIMEOUT: it answers 408 itself, straight on the
+ * socket, so the request only sees its connection go, as when the client leaves.
+ */
+function timedOut(req: IncomingMessage): boolean {
+  return (req.socket?.errored as NodeJS.ErrnoException | null | undefined)?.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+}
+
 async function readBody(req: IncomingMessage, limit: number, budget: BodyBudget): Promise<Buffer> {
   const stream = decoded(req);
   // The declared length only applies to the bytes on the wire, not to a decompressed body.
@@ -96,6 +104,7 @@ async function readBody(req: IncomingMessage, limit: number, budget: BodyBudget)
     if (stream instanceof Transform) done = budget.watch(stream);
     return await reading;
   } catch (error) {
+    if (timedOut(req)) throw new HttpError(408, 'request_timeout', 'the request did not arrive whole within REQUEST_TIMEOUT');
     // Stop inflating and drain what is left, so the connection can carry the next request.
     if (stream instanceof Transform) {
       req.unpipe(stream);
@@ -184,8 +193,9 @@ export function ingestHandler(options: IngestOptions): (req: IncomingMessage, re
     res.setHeader('X-Request-ID', requestId);
     nameHttpRoute(INGEST_ROUTE);
     res.once('close', () => {
-      // Closed before the answer was sent: the client went away (nginx's 499), not a 200.
-      const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED;
+      // Closed before the answer was sent: timed out (node:http sent the 408), or the client went
+      // away (nginx's 499), not a 200.
+      const status = res.writableFinished ? res.statusCode : timedOut(req) ? 408 : CLIENT_CLOSED;
       metrics.requestCompleted(source, status, Number(process.hrtime.bigint() - started) / 1e9);
     });
     const refused: Refused = { request_id: requestId, source };
