@@ -220,7 +220,10 @@ describe('configuration', () => {
         [{ HOST: '127.0.0.1', PORT: String((taken.address() as AddressInfo).port) }, /^hookwatch: invalid configuration: PORT: cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/],
         [{ HOST: 'no-such-host.invalid', PORT: '0' }, /^hookwatch: invalid configuration: HOST: cannot listen on no-such-host\.invalid:0: /],
         [{ HANDLERS_MODULE: '/nonexistent/handlers.js' }, /^hookwatch: invalid configuration: HANDLERS_MODULE: cannot load \/nonexistent\/handlers\.js: /],
-        [{ DATA_DIR: file }, /^hookwatch: invalid configuration: DATA_DIR: cannot keep the database in .*a-file: .*EEXIST/],
+        [{ DATA_DIR: file }, /^hookwatch: invalid configuration: DATA_DIR: cannot keep the database in .*a-file: .*a-file is not a directory/],
+        [{ DATA_DIR: path.join(file, 'below') }, /^hookwatch: invalid configuration: DATA_DIR: cannot keep the database in .*below: .*a-file is not a directory/],
+        // Node 20's recursive mkdir spins for ever on this one.
+        [{ DATA_DIR: '/proc/hookwatch-nowhere/data' }, /^hookwatch: invalid configuration: DATA_DIR: cannot keep the database in \/proc\/hookwatch-nowhere\/data: .*ENOENT/],
       ];
       // A handler module's own failure, whatever its code, is not blamed on a setting.
       const handlers = path.join(tempDir('hookwatch-config-'), 'handlers.mjs');

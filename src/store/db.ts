@@ -86,6 +86,29 @@ export interface OpenOptions {
 }
 
 /**
+ * Creates `dir` and its missing parents, 0700, one at a time: Node 20's recursive mkdirSync spins
+ * for ever on a path it cannot create under some file systems (`/proc/x`), where this fails with
+ * the error of the level that cannot be made.
+ */
+function makeDirectory(dir: string): void {
+  const missing: string[] = [];
+  let at = path.resolve(dir);
+  while (!fs.existsSync(at) && path.dirname(at) !== at) {
+    missing.unshift(at);
+    at = path.dirname(at);
+  }
+  if (fs.existsSync(at) && !fs.statSync(at).isDirectory()) throw new Error(`${at} is not a directory`);
+  for (const level of missing) {
+    try {
+      fs.mkdirSync(level, { mode: 0o700 });
+    } catch (error) {
+      // Made meanwhile by someone else: fine, as a recursive mkdir would have it.
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
+}
+
+/**
  * Opens (and migrates) the SQLite database. WAL lets readers (admin API, health, scrapes)
  * run beside the single writer; synchronous=NORMAL in WAL mode survives a process crash
  * (what "durable before 202" protects against), FULL also survives power loss.
@@ -94,7 +117,7 @@ export function openDatabase(options: OpenOptions): Db {
   const onDisk = options.file !== ':memory:';
   // Private to the service's user: the database holds every endpoint's signing secret (the
   // WAL and shared-memory files SQLite creates later take the database file's permissions).
-  if (onDisk) fs.mkdirSync(path.dirname(options.file), { recursive: true, mode: 0o700 });
+  if (onDisk) makeDirectory(path.dirname(options.file));
   const created = onDisk && !fs.existsSync(options.file);
   const db = new Database(options.file);
   if (created) fs.chmodSync(options.file, 0o600);
