@@ -270,7 +270,7 @@ export function loadConfig(env: Env = process.env): Config {
       errorWebhookUrl: optionalUrl(env, 'ERROR_WEBHOOK_URL'),
     },
     email: {
-      smtpUrl: env.SMTP_URL ? read(env, 'SMTP_URL', z.url({ protocol: /^smtps?$/, message: 'must be an smtp:// or smtps:// URL' }), undefined, 'url') : null,
+      smtpUrl: env.SMTP_URL ? read(env, 'SMTP_URL', z.url({ protocol: /^smtps?$/, message: 'must be an smtp:// or smtps:// URL' }).refine(userInfoDecodes, USER_INFO_PROBLEM), undefined, 'url') : null,
       from: read(env, 'ALERT_EMAIL_FROM', z.email('must be an email address'), 'hookwatch@localhost.localdomain'),
       to: env.ALERT_EMAIL_TO
         ? env.ALERT_EMAIL_TO.split(',').map((address) => read({ ALERT_EMAIL_TO: address.trim() }, 'ALERT_EMAIL_TO', z.email('must be a comma-separated list of email addresses'), undefined))

@@ -72,14 +72,16 @@ describe('configuration', () => {
     assert.equal(loadConfig({ IDEMPOTENCY_TTL: '2s' }).idempotencyTtlMs, 2000, 'no signed source, nothing to replay');
   });
 
-  it('refuses a URL whose user-info does not percent-decode: no HTTP client could send to it', () => {
-    for (const variable of ['ERROR_WEBHOOK_URL', 'LOKI_URL', 'OTEL_EXPORTER_OTLP_ENDPOINT']) {
-      const error = failure({ [variable]: 'http://user:S3cret%ZZ@hooks.example.com/x' });
+  it('refuses a URL whose user-info does not percent-decode: no client could send to it (nodemailer would send the password as written)', () => {
+    for (const variable of ['ERROR_WEBHOOK_URL', 'LOKI_URL', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'SMTP_URL']) {
+      const scheme = variable === 'SMTP_URL' ? 'smtp' : 'http';
+      const error = failure({ [variable]: `${scheme}://user:S3cret%ZZ@hooks.example.com/x` });
       assert.equal(error.variable, variable);
       assert.match(error.message, /not valid percent-encoding/);
       assert.doesNotMatch(error.message, /S3cret/);
     }
     assert.equal(loadConfig({ ERROR_WEBHOOK_URL: 'http://user:p%41ss@hooks.example.com/x' }).delivery.errorWebhookUrl, 'http://user:p%41ss@hooks.example.com/x');
+    assert.equal(loadConfig({ SMTP_URL: 'smtp://user:p%41ss@mail.example.com:587' }).email.smtpUrl, 'smtp://user:p%41ss@mail.example.com:587');
   });
 
   it('refuses an admin token it could never match in a Bearer header', () => {
