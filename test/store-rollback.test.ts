@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { SqliteJobQueue } from '../src/jobs/sqlite-queue.js';
 import { Publisher } from '../src/outbound/publisher.js';
 import { openDatabase } from '../src/store/db.js';
+import { emptyHealth } from '../src/store/endpoint-health.js';
 import { Store } from '../src/store/store.js';
 import { createLogger } from '../src/telemetry/logger.js';
 import { tempDir } from './helpers/service.js';
@@ -188,6 +189,28 @@ describe('forwarding an event that already has its deliveries', () => {
       assert.equal(deliveries.length, 1);
       const rows = store.db.prepare("SELECT id FROM jobs WHERE queue = 'deliveries'").all() as { id: number }[];
       assert.deepEqual(rows.map((row) => row.id), [deliveries[0]?.jobId], 'only the job the delivery names');
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe("an endpoint's failure-monitor state", () => {
+  it('is read as committed after a transaction that saved it rolled back', async () => {
+    const store = openStore();
+    try {
+      addEndpoint(store, 'ep_h');
+      await store.grouped(() => store.endpointHealth.save({ ...emptyHealth('ep_h'), streak: 1, lastOk: false }));
+      const failing = store.grouped(() => {
+        store.endpointHealth.save({ ...emptyHealth('ep_h'), streak: 2, lastOk: false });
+        assert.equal(store.endpointHealth.get('ep_h').streak, 2, 'read back inside the failing call');
+        throw new Error('the attempt is not recorded after all');
+      });
+      await assert.rejects(failing, /not recorded/);
+      assert.equal(store.endpointHealth.get('ep_h').streak, 1);
+      // What get() hands out is a copy: changing it changes nothing kept.
+      store.endpointHealth.get('ep_h').windowReasons.timeout = 5;
+      assert.deepEqual(store.endpointHealth.get('ep_h').windowReasons, {});
     } finally {
       await store.close();
     }

@@ -38,6 +38,12 @@ export const emptyHealth = (endpointId: string): EndpointHealth => ({
 
 export class EndpointHealthStore {
   private readonly s;
+  /**
+   * Each endpoint's state as last saved or read: it is read and saved again on every attempt, and
+   * only this store writes the table. Copies go in and out, so no caller changes what is kept; a
+   * rolled-back transaction empties it (forgetUncommitted).
+   */
+  private readonly known = new Map<string, EndpointHealth>();
 
   constructor(db: Db, private readonly timer: QueryTimer) {
     ensureOutboundSchema(db);
@@ -57,14 +63,18 @@ export class EndpointHealthStore {
   }
 
   get(endpointId: string): EndpointHealth {
+    const known = this.known.get(endpointId);
+    if (known) return copy(known);
     const row = timed(this.timer, 'endpoint_health_get', () => this.s.get.get(endpointId));
     if (!row) return emptyHealth(endpointId);
-    return {
+    const health: EndpointHealth = {
       endpointId, streak: row.streak, streakNotified: row.streak_notified === 1, windowStart: row.window_start,
       windowAttempts: row.window_attempts, windowFailures: row.window_failures,
       windowReasons: JSON.parse(row.window_reasons) as Record<string, number>, windowNotifiedAt: row.window_notified_at,
       lastAttemptAt: row.last_attempt_at, lastOk: row.last_ok === null ? null : row.last_ok === 1, lastStatus: row.last_status, lastError: row.last_error,
     };
+    this.known.set(endpointId, copy(health));
+    return health;
   }
 
   /** Call inside the transaction that records the attempt the new state reflects. */
@@ -75,9 +85,18 @@ export class EndpointHealthStore {
       windowReasons: JSON.stringify(health.windowReasons),
       lastOk: health.lastOk === null ? null : health.lastOk ? 1 : 0,
     }));
+    this.known.set(health.endpointId, copy(health));
   }
 
   remove(endpointId: string): void {
+    this.known.delete(endpointId);
     timed(this.timer, 'endpoint_health_save', () => this.s.remove.run(endpointId));
   }
+
+  /** After a rollback: what was saved or read inside it may not be so. */
+  forgetUncommitted(): void {
+    this.known.clear();
+  }
 }
+
+const copy = (health: EndpointHealth): EndpointHealth => ({ ...health, windowReasons: { ...health.windowReasons } });

@@ -34,13 +34,15 @@ export class Store {
     this.deliveries = new DeliveryStore(db, clock, timer);
     // What was cached during a transaction that then rolled back may not be so: a key would claim a
     // duplicate that was never stored, an endpoint a change that never happened, an endpoint no
-    // parked deliveries that are there again, a just-queued delivery a row that is not there.
+    // parked deliveries that are there again, a just-queued delivery a row that is not there, an
+    // endpoint's failure-monitor state an attempt that was never recorded.
+    this.endpointHealth = new EndpointHealthStore(db, timer);
     groupCommitOf(db).onRollback(() => {
       this.events.forgetCachedKeys();
       endpointCache.clear();
       this.deliveries.forgetUncommitted();
+      this.endpointHealth.forgetUncommitted();
     });
-    this.endpointHealth = new EndpointHealthStore(db, timer);
   }
 
   static open(file: string, synchronous: 'normal' | 'full', clock: Clock, timer: QueryTimer, observer: CacheObserver): Store {
