@@ -68,7 +68,7 @@ EOF
     report) cat <<'EOF'
 usage: scripts/monitoring.sh report [--since DURATION]
 
-Writes a Markdown report over the last DURATION (default 24h; e.g. 30m, 12h, 7d) to
+Writes a Markdown report over the last DURATION (default 24h; e.g. 30m, 12h, 7d; at most 10y) to
 reports/hookwatch-report-YYYYMMDD-HHMMSS.md and prints it: traffic, error rate, latency
 percentiles, events by type, delivery success per endpoint, top failure reasons, the alerts that
 fired with their durations, and recommended actions.
@@ -159,7 +159,7 @@ main() {
   done
   [[ $command != restore || -n $file ]] || usage_error "restore: the backup FILE is missing" restore
   if [[ $command == report ]]; then
-    duration_seconds "$since" >/dev/null || usage_error "report: --since takes a duration such as 30m, 24h or 7d (got '$since')" report
+    duration_seconds "$since" >/dev/null || usage_error "report: --since takes a duration of at most 10y, such as 30m, 24h or 7d (got '$since')" report
   fi
 
   require_commands curl jq realpath

@@ -20,7 +20,7 @@ describe('scripts/monitoring.sh: usage', () => {
   });
 
   it('exits 2 with usage on stderr for no, unknown or incomplete commands', async () => {
-    const cases: string[][] = [[], ['bogus'], ['restore'], ['report', '--since'], ['report', '--since', 'yesterday'], ['reset', '--force'], ['check', 'extra'], ['backup', '--yes']];
+    const cases: string[][] = [[], ['bogus'], ['restore'], ['report', '--since'], ['report', '--since', 'yesterday'], ['report', '--since', '99999999999999999999d'], ['report', '--since', '11y'], ['reset', '--force'], ['check', 'extra'], ['backup', '--yes']];
     for (const args of cases) {
       const result = await run(SCRIPT, args);
       assert.equal(result.code, 2, `${args.join(' ')}: ${describeRun(result)}`);

@@ -189,10 +189,13 @@ wait_for() {
   done
 }
 
-# Seconds in a Prometheus-style duration (30s, 15m, 24h, 7d, 2w, 1h30m).
+# Seconds in a Prometheus-style duration (30s, 15m, 24h, 7d, 2w, 1h30m), at most DURATION_MAX.
+# Each number is at most 10 digits and the total is checked after every part, so bash's 64-bit
+# arithmetic cannot overflow into a wrong (even negative) value that would pass as valid.
+DURATION_MAX=$((10 * 31536000))   # 10y: longer than any retention the stack keeps
 duration_seconds() {
   local rest=$1 total=0 n unit
-  [[ $rest =~ ^([0-9]+(s|m|h|d|w|y))+$ ]] || return 1
+  [[ $rest =~ ^([0-9]{1,10}(s|m|h|d|w|y))+$ ]] || return 1
   while [[ $rest =~ ^([0-9]+)(s|m|h|d|w|y)(.*)$ ]]; do
     n=$((10#${BASH_REMATCH[1]})); unit=${BASH_REMATCH[2]}; rest=${BASH_REMATCH[3]}
     case $unit in
@@ -203,6 +206,7 @@ duration_seconds() {
       w) total=$((total + n * 604800)) ;;
       y) total=$((total + n * 31536000)) ;;
     esac
+    ((total <= DURATION_MAX)) || return 1
   done
   ((total > 0)) || return 1
   printf '%s' "$total"

@@ -116,7 +116,7 @@ report_recommendations() {
 
 cmd_report() {
   local since=$1 seconds
-  seconds=$(duration_seconds "$since") || usage_error "report: --since takes a duration such as 30m, 24h or 7d (got '$since')" report
+  seconds=$(duration_seconds "$since") || usage_error "report: --since takes a duration of at most 10y, such as 30m, 24h or 7d (got '$since')" report
   prom_require
   RPT_END=$(date +%s)
   RPT_START=$((RPT_END - seconds))
