@@ -4,7 +4,8 @@
 // it must report: a stopped component, a tampered archive, usage errors, shellcheck findings.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { describeRun, eventually, NativeStack, onPath, REPO, requireCommands, run, SCRIPT, type NativeComponent } from './helpers/script-harness.js';
@@ -38,6 +39,28 @@ describe('scripts/monitoring.sh: usage', () => {
     const top = await run(SCRIPT, ['--help']);
     assert.equal(top.code, 0);
     assert.match(top.stdout, /restore FILE/);
+  });
+});
+
+describe('scripts/monitoring.sh: the env file', () => {
+  it('takes the last line of a key set twice, as docker compose and init do; the environment still wins', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hookwatch-monitoring-env-'));
+    try {
+      const envFile = join(dir, 'env');
+      // As after copying .env.example and appending one's own values below it.
+      writeFileSync(envFile, ['HOOKWATCH_PORT=3000', 'MONITORING_PROMETHEUS_PORT=9090', 'MONITORING_ALERTMANAGER_PORT=9093', '',
+        'HOOKWATCH_PORT=43101', 'MONITORING_PROMETHEUS_PORT="43102"', 'MONITORING_ALERTMANAGER_PORT=43103', ''].join('\n'));
+      const env: NodeJS.ProcessEnv = { ...process.env };
+      for (const key of Object.keys(env)) if (key.startsWith('MONITORING_') || key === 'HOOKWATCH_PORT') delete env[key];
+      Object.assign(env, { MONITORING_MODE: 'native', MONITORING_STATE_DIR: join(dir, 'state'), MONITORING_ENV_FILE: envFile, MONITORING_ALERTMANAGER_PORT: '43199' });
+      const result = await run(SCRIPT, ['urls'], { env });
+      assert.equal(result.code, 0, describeRun(result));
+      assert.match(result.stdout, /^ {2}hookwatch +http:\/\/127\.0\.0\.1:43101 /m, 'the last HOOKWATCH_PORT of the file');
+      assert.match(result.stdout, /^ {2}Prometheus +http:\/\/127\.0\.0\.1:43102 /m, 'the last MONITORING_PROMETHEUS_PORT of the file');
+      assert.match(result.stdout, /^ {2}Alertmanager +http:\/\/127\.0\.0\.1:43199$/m, 'the environment over both lines of the file');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -67,10 +67,20 @@ load_settings() {
   load_ports
 }
 
-# Exports every KEY=VALUE of the .env file that the environment does not already set (the
-# environment wins, as with docker compose). Values are taken literally: nothing is evaluated;
-# one pair of surrounding quotes is removed.
+# Exports every KEY=VALUE of the .env file that was not already set before the first load (the
+# environment wins, as with docker compose). Within the file the last line for a key wins, as in
+# compose and env_file_value: a line appended after copying .env.example must take effect. Values
+# are taken literally: nothing is evaluated; one pair of surrounding quotes is removed.
+declare -A PRESET_VARIABLES=()
+PRESET_VARIABLES_TAKEN=0
 load_env_file() {
+  # Taken once: later loads (init reloads after generating secrets) must not mistake the file's
+  # own earlier exports for the environment's.
+  if ((PRESET_VARIABLES_TAKEN == 0)); then
+    local name
+    while IFS= read -r name; do PRESET_VARIABLES[$name]=1; done < <(compgen -v)
+    PRESET_VARIABLES_TAKEN=1
+  fi
   [[ -f $ENV_FILE ]] || return 0
   local line key value
   while IFS= read -r line || [[ -n $line ]]; do
@@ -79,7 +89,7 @@ load_env_file() {
     key=${BASH_REMATCH[2]}
     value=${BASH_REMATCH[3]}
     if [[ $value =~ ^\"(.*)\"$ || $value =~ ^\'(.*)\'$ ]]; then value=${BASH_REMATCH[1]}; fi
-    [[ -n ${!key+set} ]] && continue
+    [[ -n ${PRESET_VARIABLES[$key]:-} ]] && continue
     export "$key=$value"
   done <"$ENV_FILE"
 }
