@@ -83,12 +83,15 @@ folders (compose mode), the configuration (not .env or secret files), a manifest
 EOF
     ;;
     restore) cat <<'EOF'
-usage: scripts/monitoring.sh restore FILE
+usage: scripts/monitoring.sh restore [--yes] FILE
 
 Verifies FILE (its .sha256 when present, every checksum inside, the manifest, the database's
-integrity) and refuses it, changing nothing, when anything does not match. Then stops Prometheus
-and hookwatch, puts their data back, starts the stack, re-creates the silences (and Grafana
-dashboards in compose mode), and runs check.
+integrity) and refuses it, changing nothing, when anything does not match. Then, after a
+confirmation prompt (--yes skips it; required when stdin is not a terminal), stops Prometheus and
+hookwatch, puts their data back, starts the stack, re-creates the silences (and Grafana dashboards
+in compose mode), and runs check.
+Native mode keeps the replaced data under the state directory's tmp/ until check passes; compose
+mode does not keep it: back up first.
 EOF
     ;;
     update) cat <<'EOF'
@@ -117,7 +120,7 @@ commands:
   metrics               key figures now (rates, errors, latency, queues, deliveries, alerts)
   report [--since 24h]  Markdown report over a period, written to reports/ and printed
   backup                backups/monitoring-YYYYMMDD-HHMMSS.tar.gz with manifest and checksums
-  restore FILE          verify a backup, put its data back, start, check
+  restore [--yes] FILE  verify a backup, put its data back (asks first), start, check
   update                validate, hot-reload Prometheus and Alertmanager, regenerate dashboards
   reset [--yes]         stop the stack and delete its data (asks first)
 
@@ -149,7 +152,7 @@ main() {
         since=$2; shift ;;
       --since=*) [[ $command == report ]] || usage_error "$command: unknown option $1" "$command"
         since=${1#--since=} ;;
-      -y|--yes) [[ $command == reset ]] || usage_error "$command: unknown option $1" "$command"
+      -y|--yes) [[ $command == reset || $command == restore ]] || usage_error "$command: unknown option $1" "$command"
         yes=1 ;;
       -*) usage_error "$command: unknown option $1" "$command" ;;
       *) [[ $command == restore && -z $file ]] || usage_error "$command: unexpected argument $1" "$command"
@@ -172,7 +175,7 @@ main() {
     metrics) cmd_metrics ;;
     report) cmd_report "$since" ;;
     backup) cmd_backup ;;
-    restore) cmd_restore "$file" ;;
+    restore) cmd_restore "$file" "$yes" ;;
     update) cmd_update ;;
     reset) cmd_reset "$yes" ;;
   esac

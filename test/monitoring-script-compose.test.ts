@@ -2,6 +2,8 @@
 // `docker info` and `docker compose version` and records every other call, so the test sees the
 // exact docker compose commands the script issues, and nothing real is started or deleted.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,12 +68,44 @@ describe('scripts/monitoring.sh: compose mode (docker shim)', () => {
     // the backup used to fail late with a misleading "integrity check" error.
     const noSqlite = { ...env, PATH: `${join(dir, 'bin')}:${pathWithout(['sqlite3'], join(dir, 'no-sqlite3'))}` };
     const before = calls().length;
-    for (const args of [['backup'], ['restore', join(dir, 'monitoring-20240101-000000.tar.gz')]]) {
+    for (const args of [['backup'], ['restore', '--yes', join(dir, 'monitoring-20240101-000000.tar.gz')]]) {
       const result = await run(SCRIPT, args, { env: noSqlite });
       assert.equal(result.code, 1, `${args[0]}: ${describeRun(result)}`);
       assert.match(result.stderr, /missing: sqlite3 \(install: apt-get install sqlite3\)/, args[0]);
     }
     assert.deepEqual(calls().slice(before).filter((c) => !/^(info|compose version)$/.test(c)), [], 'no docker compose command was issued');
+  });
+
+  /** A minimal archive that restore verifies as genuine: manifest, checksums, a sound database. */
+  function backupArchive(): string {
+    const name = 'monitoring-20240101-000000';
+    const root = join(dir, 'archive');
+    const top = join(root, name);
+    rmSync(root, { recursive: true, force: true });
+    for (const sub of ['prometheus/snapshot', 'hookwatch', 'alertmanager']) mkdirSync(join(top, sub), { recursive: true });
+    execFileSync('sqlite3', [join(top, 'hookwatch/hookwatch.db'), 'CREATE TABLE t (x); INSERT INTO t VALUES (1);']);
+    writeFileSync(join(top, 'alertmanager/silences.json'), '[]');
+    writeFileSync(join(top, 'manifest.json'), JSON.stringify({
+      format: 'hookwatch-monitoring-backup', format_version: 1, name, created_at: '2024-01-01T00:00:00Z', mode: 'compose',
+      components: { grafana: { included: false, reason: 'not in this test archive' } },
+    }));
+    const files = ['alertmanager/silences.json', 'hookwatch/hookwatch.db', 'manifest.json'];
+    writeFileSync(join(top, 'SHA256SUMS'), files.map((f) => `${createHash('sha256').update(readFileSync(join(top, f))).digest('hex')}  ${f}\n`).join(''));
+    const archive = join(root, `${name}.tar.gz`);
+    execFileSync('tar', ['-czf', archive, '-C', root, name]);
+    return archive;
+  }
+
+  // Nothing listens on these ports: the restore stops at the health wait, after writing the data.
+  const deadPorts = { MONITORING_HOOKWATCH_PORT: '43917', MONITORING_PROMETHEUS_PORT: '43918', MONITORING_ALERTMANAGER_PORT: '43919', MONITORING_WAIT_TIMEOUT: '1' };
+
+  it('restore without --yes and without a terminal is a usage error that issues no docker compose command', async () => {
+    const archive = backupArchive();
+    const before = calls().length;
+    const result = await run(SCRIPT, ['restore', archive], { env: { ...env, ...deadPorts } });
+    assert.equal(result.code, 2, describeRun(result));
+    assert.match(result.stderr, /restore replaces .*Docker volumes.*the replaced data is NOT kept.*confirm with --yes/);
+    assert.deepEqual(calls().slice(before).filter((c) => !/^(info|compose version)$/.test(c)), [], 'nothing stopped or written');
   });
 
   it('refuses an env file outside the repository, which docker-compose.yml would not read', async () => {

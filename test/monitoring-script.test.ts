@@ -38,7 +38,7 @@ describe('scripts/monitoring.sh: usage', () => {
     }
     const top = await run(SCRIPT, ['--help']);
     assert.equal(top.code, 0);
-    assert.match(top.stdout, /restore FILE/);
+    assert.match(top.stdout, /restore \[--yes\] FILE/);
   });
 });
 
@@ -207,7 +207,7 @@ describe('scripts/monitoring.sh: a native stack from init to restore', { timeout
     const running: NativeComponent[] = ['prometheus', 'hookwatch', 'alertmanager'];
     const pids = running.map((c) => stack.pidOf(c));
 
-    const inside = await stack.script(['restore', tampered]);
+    const inside = await stack.script(['restore', '--yes', tampered]);
     assert.equal(inside.code, 1, describeRun(inside));
     assert.match(inside.stderr, /restore REFUSED: checksum verification failed/);
     assert.match(inside.stderr, /alertmanager\/silences\.json: FAILED/);
@@ -215,7 +215,7 @@ describe('scripts/monitoring.sh: a native stack from init to restore', { timeout
 
     // With the genuine archive's .sha256 beside it, the archive checksum already fails.
     writeFileSync(`${tampered}.sha256`, readFileSync(`${archive}.sha256`));
-    const outside = await stack.script(['restore', tampered]);
+    const outside = await stack.script(['restore', '--yes', tampered]);
     assert.equal(outside.code, 1, describeRun(outside));
     assert.match(outside.stderr, /restore REFUSED: .*does not match its checksum file/);
 
@@ -223,6 +223,21 @@ describe('scripts/monitoring.sh: a native stack from init to restore', { timeout
     assert.deepEqual(running.map((c) => stack.pidOf(c)), pids, 'nothing was restarted');
     for (const pid of pids) assert.ok(pid !== undefined && stack.alive(pid));
     assert.equal((await stack.adminGet(`/events/${eventId}`)).status, 200);
+  });
+
+  it('restore without --yes and without a terminal is a usage error, and stops and changes nothing', async () => {
+    const markers = ['prometheus', 'hookwatch'].map((dir) => join(stack.stateDir, dir, 'no-yes-test-marker'));
+    for (const marker of markers) writeFileSync(marker, 'still here');
+    const running: NativeComponent[] = ['prometheus', 'hookwatch', 'alertmanager'];
+    const pids = running.map((c) => stack.pidOf(c));
+    const result = await stack.script(['restore', archive]);
+    assert.equal(result.code, 2, describeRun(result));
+    assert.match(result.stderr, /restore replaces Prometheus's TSDB and hookwatch's database .*confirm with --yes/);
+    assert.match(result.stderr, /usage: scripts\/monitoring\.sh restore/);
+    assert.equal(result.stdout, '', 'not even the verification started');
+    for (const marker of markers) assert.equal(readFileSync(marker, 'utf8'), 'still here');
+    assert.deepEqual(running.map((c) => stack.pidOf(c)), pids, 'nothing was stopped or restarted');
+    for (const pid of pids) assert.ok(pid !== undefined && stack.alive(pid));
   });
 
   it('reset --yes stops the stack and deletes its data; without --yes and a terminal it refuses', async () => {
@@ -241,7 +256,7 @@ describe('scripts/monitoring.sh: a native stack from init to restore', { timeout
   });
 
   it('restore brings back the Prometheus series, the hookwatch event and the silence, and check passes', async () => {
-    const result = await stack.script(['restore', archive], { timeoutMs: 180_000 });
+    const result = await stack.script(['restore', '--yes', archive], { timeoutMs: 180_000 });
     assert.equal(result.code, 0, describeRun(result));
     assert.match(result.stdout, /files verified/);
     assert.match(result.stdout, /check: all \d+ checks passed/);

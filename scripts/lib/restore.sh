@@ -134,9 +134,25 @@ restore_grafana() {
   note "Grafana: $restored dashboards restored, $provisioned provisioned ones come from monitoring/grafana"
 }
 
+# What restore replaces, for its confirmation; sets RESTORE_WHAT and RESTORE_KEPT.
+restore_describe() {
+  if [[ $MODE == native ]]; then
+    RESTORE_WHAT="Prometheus's TSDB and hookwatch's database under $STATE_DIR"
+    RESTORE_KEPT="the replaced data is moved to $STATE_DIR/tmp/ and deleted once check passes"
+  else
+    RESTORE_WHAT="Prometheus's TSDB and hookwatch's database in their Docker volumes, and Grafana's dashboards of the same uid"
+    RESTORE_KEPT="the replaced data is NOT kept"
+  fi
+}
+
 cmd_restore() {
-  local file
+  local file yes=$2 answer
   file=$(abspath "$1")
+  restore_describe
+  # Asked for before anything runs: off a terminal, a missing --yes must not cost a stop or a change.
+  if [[ $yes != 1 && ! -t 0 ]]; then
+    usage_error "restore replaces $RESTORE_WHAT ($RESTORE_KEPT); not a terminal, so confirm with --yes" restore
+  fi
   say "restore ($MODE mode) from $file"
   rprogress 1 "verifying the archive (checksums, manifest, database integrity)"
   # Every mode: the database's integrity is checked with the host's sqlite3 before anything stops.
@@ -144,6 +160,13 @@ cmd_restore() {
   if [[ $MODE == native ]]; then native_require; else compose_require; fi
   restore_verify "$file"
   restore_compare_config
+  if [[ $yes != 1 ]]; then
+    # After the verification: the question is only asked about an archive that can be restored.
+    printf "This stops Prometheus and hookwatch and puts the backup's copies in place of %s; %s.\nBack up first with: scripts/monitoring.sh backup\nType \"yes\" to continue: " \
+      "$RESTORE_WHAT" "$RESTORE_KEPT"
+    read -r answer || answer=''
+    [[ $answer == yes ]] || { say "restore: cancelled, nothing stopped or changed"; exit 1; }
+  fi
   rprogress 2 "stopping Prometheus and hookwatch"
   stack_stop prometheus hookwatch
   rprogress 3 "putting the data back"
