@@ -25,9 +25,10 @@ WORKDIR /app
 COPY --from=build --chown=node:node /app/package.json ./package.json
 COPY --from=build --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/dist ./dist
-# The data directory exists in the image, owned by the runtime user, so that a new named volume
-# mounted on it inherits that ownership.
-RUN mkdir -p /app/data && chown node:node /app/data
+# The data directory exists in the image, owned by the runtime user and private to it (the
+# database holds every endpoint's signing secret), so that a new named volume mounted on it
+# inherits that ownership and mode: hookwatch's own 0700 mkdir does nothing to an existing one.
+RUN mkdir -p /app/data && chown node:node /app/data && chmod 700 /app/data
 USER node
 EXPOSE 3000
 VOLUME ["/app/data"]

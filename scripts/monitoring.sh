@@ -3,6 +3,9 @@
 # `scripts/monitoring.sh --help` for the subcommands; each has its own --help.
 # The pieces live in scripts/lib/ (one file per subcommand family); this file parses arguments.
 set -Eeuo pipefail
+# Not 077: a new file this script or its children write (`npm run dashboards` in update) may be
+# bind-mounted into a container whose user must read it. What is private (hookwatch's data,
+# backups, .env, the secret files) is given its mode explicitly where it is written.
 umask 022
 
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -88,8 +91,8 @@ usage: scripts/monitoring.sh restore [--yes] FILE
 Verifies FILE (its .sha256 when present, every checksum inside, the manifest, the database's
 integrity) and refuses it, changing nothing, when anything does not match. Then, after a
 confirmation prompt (--yes skips it; required when stdin is not a terminal), stops Prometheus and
-hookwatch, puts their data back, starts the stack, re-creates the silences (and Grafana dashboards
-in compose mode), and runs check.
+hookwatch, puts their data back (hookwatch's directory 0700, its database 0600), starts the stack,
+re-creates the silences (and Grafana dashboards in compose mode), and runs check.
 Native mode keeps the replaced data under the state directory's tmp/ until check passes; compose
 mode does not keep it: back up first.
 EOF

@@ -108,6 +108,21 @@ describe('scripts/monitoring.sh: compose mode (docker shim)', () => {
     assert.deepEqual(calls().slice(before).filter((c) => !/^(info|compose version)$/.test(c)), [], 'nothing stopped or written');
   });
 
+  it('restore --yes writes the database into its volume private to its owner: directory 0700, file 0600', async () => {
+    const archive = backupArchive();
+    const before = calls().length;
+    const result = await run(SCRIPT, ['restore', '--yes', archive], { env: { ...env, ...deadPorts } });
+    assert.match(result.stdout, /\[3\/6\] putting the data back/, describeRun(result));
+    const compose = `compose --project-directory ${REPO} -f ${REPO}/docker-compose.yml --env-file ${REPO}/.env`;
+    const written = calls().slice(before).find((c) => c.startsWith(`${compose} run --rm --no-deps -T --entrypoint sh hookwatch -c `));
+    assert.ok(written, calls().slice(before).join('\n'));
+    const script = written.slice(`${compose} run --rm --no-deps -T --entrypoint sh hookwatch -c `.length);
+    // What the shell in the container runs: private from the first byte, and the modes set.
+    assert.match(script, /^umask 077 && /);
+    assert.match(script, /chmod 700 \/app\/data && /);
+    assert.match(script, /cat > \/app\/data\/hookwatch\.db && chmod 600 \/app\/data\/hookwatch\.db$/);
+  });
+
   it('refuses an env file outside the repository, which docker-compose.yml would not read', async () => {
     const result = await run(SCRIPT, ['urls'], { env: { ...env, MONITORING_ENV_FILE: join(dir, 'elsewhere.env') } });
     assert.equal(result.code, 1, describeRun(result));

@@ -10,6 +10,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { describeRun, eventually, NativeStack, onPath, REPO, requireCommands, run, SCRIPT, type NativeComponent } from './helpers/script-harness.js';
 
+/** hookwatch's DATA_DIR and database hold every endpoint's signing secret: private to their owner. */
+function assertPrivateData(stateDir: string, when: string): void {
+  assert.equal((statSync(join(stateDir, 'hookwatch')).mode & 0o777).toString(8), '700', `${when}: the data directory is 0700`);
+  assert.equal((statSync(join(stateDir, 'hookwatch', 'hookwatch.db')).mode & 0o777).toString(8), '600', `${when}: the database is 0600`);
+}
+
 const NATIVE_TOOLS = ['prometheus', 'promtool', 'prometheus-alertmanager', 'amtool', 'prometheus-node-exporter', 'sqlite3', 'curl', 'jq'];
 
 describe('scripts/monitoring.sh: usage', () => {
@@ -94,6 +100,7 @@ describe('scripts/monitoring.sh: a native stack from init to restore', { timeout
     assert.ok(stack.envValue('ADMIN_TOKEN').length >= 32, 'ADMIN_TOKEN generated');
     assert.ok(stack.envValue('GRAFANA_ADMIN_PASSWORD').length >= 32, 'GRAFANA_ADMIN_PASSWORD generated');
     assert.equal(statSync(stack.envFile).mode & 0o777, 0o600, 'the env file is private');
+    assertPrivateData(stack.stateDir, 'after init');
     for (const secret of ['slack_webhook_url', 'pagerduty_routing_key', 'smtp_password']) {
       assert.ok(existsSync(join(stack.dir, 'secrets', secret)), `secret file ${secret}`);
     }
@@ -261,6 +268,7 @@ describe('scripts/monitoring.sh: a native stack from init to restore', { timeout
     assert.match(result.stdout, /files verified/);
     assert.match(result.stdout, /check: all \d+ checks passed/);
     assert.match(result.stdout, /restore: done/);
+    assertPrivateData(stack.stateDir, 'after restore');
 
     const event = await stack.adminGet(`/events/${eventId}`);
     assert.equal(event.status, 200, 'the event from before the backup');

@@ -79,10 +79,12 @@ compose_restore_tsdb() { # DIR
     -c 'rm -rf /prometheus/* && tar -C /prometheus -xf -' || die "could not write the TSDB into the prometheus volume"
 }
 
-# Replaces hookwatch's database in its volume with FILE (hookwatch stopped).
+# Replaces hookwatch's database in its volume with FILE (hookwatch stopped). The database holds
+# every endpoint's signing secret: the directory is made 0700 and the file 0600, as hookwatch
+# creates them, since `cat >` under the image's umask would leave it world-readable.
 compose_restore_sqlite() { # FILE
   compose run --rm --no-deps -T --entrypoint sh hookwatch \
-    -c 'rm -f /app/data/hookwatch.db /app/data/hookwatch.db-wal /app/data/hookwatch.db-shm && cat > /app/data/hookwatch.db' <"$1" ||
+    -c 'umask 077 && chmod 700 /app/data && rm -f /app/data/hookwatch.db /app/data/hookwatch.db-wal /app/data/hookwatch.db-shm && cat > /app/data/hookwatch.db && chmod 600 /app/data/hookwatch.db' <"$1" ||
     die "could not write the database into the hookwatch volume"
 }
 

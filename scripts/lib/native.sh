@@ -202,7 +202,16 @@ native_start_component() {
   if port_in_use "$port"; then
     die "$name: port $port on 127.0.0.1 is in use by another process; stop it or choose another port with $(native_port_variable "$name")"
   fi
-  mkdir -p "$STATE_DIR/run" "$STATE_DIR/logs" "$(native_dir "$name")"
+  mkdir -p "$STATE_DIR/run" "$STATE_DIR/logs"
+  if [[ $name == hookwatch ]]; then
+    # DATA_DIR holds the database and with it every endpoint's signing secret. hookwatch creates it
+    # 0700 itself, but only when it does not exist; the chmod also closes one an earlier version
+    # of this script (or a restore) left world-readable.
+    (umask 077 && mkdir -p -- "$(native_dir hookwatch)")
+    chmod 700 -- "$(native_dir hookwatch)"
+  else
+    mkdir -p -- "$(native_dir "$name")"
+  fi
   log=$(native_log "$name")
   native_command "$name"
   local env_extra=("HOOKWATCH_MONITORING_STATE_DIR=$STATE_DIR")

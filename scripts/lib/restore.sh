@@ -83,12 +83,16 @@ restore_native_data() {
   aside="$STATE_DIR/tmp/pre-restore-$(date +%Y%m%d-%H%M%S)"
   prom=$(native_dir prometheus)
   hook=$(native_dir hookwatch)
-  mkdir -p "$aside"
+  # Private: the hookwatch database moved aside holds every endpoint's signing secret.
+  (umask 077 && mkdir -p -- "$aside")
   # The data being replaced is moved aside, not deleted, until the restored stack passes check.
   [[ -e $prom ]] && mv -- "$prom" "$aside/prometheus"
   [[ -e $hook ]] && mv -- "$hook" "$aside/hookwatch"
-  mkdir -p "$prom" "$hook"
-  if ! cp -a -- "$RESTORE_DIR/prometheus/snapshot/." "$prom/" || ! cp -- "$RESTORE_DIR/hookwatch/hookwatch.db" "$hook/hookwatch.db"; then
+  mkdir -p -- "$prom"
+  (umask 077 && mkdir -p -- "$hook")
+  # The extracted copy has this script's umask (0644), not the 0600 hookwatch gives its database.
+  if ! cp -a -- "$RESTORE_DIR/prometheus/snapshot/." "$prom/" ||
+    ! cp -- "$RESTORE_DIR/hookwatch/hookwatch.db" "$hook/hookwatch.db" || ! chmod 600 -- "$hook/hookwatch.db"; then
     rm -rf -- "$prom" "$hook"
     [[ -e $aside/prometheus ]] && mv -- "$aside/prometheus" "$prom"
     [[ -e $aside/hookwatch ]] && mv -- "$aside/hookwatch" "$hook"
