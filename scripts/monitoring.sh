@@ -92,7 +92,8 @@ Verifies FILE (its .sha256 when present, every checksum inside, the manifest, th
 integrity) and refuses it, changing nothing, when anything does not match. Then, after a
 confirmation prompt (--yes skips it; required when stdin is not a terminal), stops Prometheus and
 hookwatch, puts their data back (hookwatch's directory 0700, its database 0600), starts the stack,
-re-creates the silences (and Grafana dashboards in compose mode), and runs check.
+re-creates the silences that have not ended by now (and Grafana dashboards in compose mode), and
+runs check. A silence Alertmanager refuses is a warning, named, and the outcome says how many.
 Native mode keeps the replaced data under the state directory's tmp/ until check passes; compose
 mode does not keep it: back up first.
 EOF

@@ -4,11 +4,12 @@
 // it must report: a stopped component, a tampered archive, usage errors, shellcheck findings.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { describeRun, eventually, NativeStack, onPath, REPO, requireCommands, run, SCRIPT, type NativeComponent } from './helpers/script-harness.js';
+import { describeRun, eventually, NativeStack, onPath, REPO, requireCommands, run, SCRIPT, sleep, type NativeComponent } from './helpers/script-harness.js';
 
 /** hookwatch's DATA_DIR and database hold every endpoint's signing secret: private to their owner. */
 function assertPrivateData(stateDir: string, when: string): void {
@@ -76,6 +77,9 @@ describe('scripts/monitoring.sh: a native stack from init to restore', { timeout
   let seenAt = 0;
   let archive = '';
   const silenceComment = `monitoring-script test ${Date.now()}`;
+  // Active when the backup is taken, ended by the time of the restore.
+  const shortComment = `monitoring-script short silence ${Date.now()}`;
+  let shortEndsAt = 0;
 
   before(async () => {
     requireCommands(NATIVE_TOOLS);
@@ -178,6 +182,19 @@ describe('scripts/monitoring.sh: a native stack from init to restore', { timeout
   });
 
   it('backup writes a checksummed archive of every data store', async () => {
+    shortEndsAt = Date.now() + 30_000;
+    const short = await fetch(stack.url('alertmanager', '/api/v2/silences'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        matchers: [{ name: 'alertname', value: 'Short', isRegex: false, isEqual: true }],
+        startsAt: new Date().toISOString(),
+        endsAt: new Date(shortEndsAt).toISOString(),
+        createdBy: 'test',
+        comment: shortComment,
+      }),
+    });
+    assert.equal(short.status, 200);
     const result = await stack.script(['backup']);
     assert.equal(result.code, 0, describeRun(result));
     for (let step = 1; step <= 7; step++) assert.match(result.stdout, new RegExp(`^\\[${step}/7\\] `, 'm'), `progress step ${step}`);
@@ -199,6 +216,8 @@ describe('scripts/monitoring.sh: a native stack from init to restore', { timeout
     assert.equal(manifest.mode, 'native');
     assert.equal(manifest.components.grafana?.included, false);
     assert.match(manifest.components.grafana?.reason ?? '', /not available in native mode/);
+    const silences = JSON.parse(execFileSync('tar', ['-xzOf', archive, `${name}/alertmanager/silences.json`], { encoding: 'utf8' })) as Array<{ comment: string; status: { state: string } }>;
+    assert.equal(silences.find((s) => s.comment === shortComment)?.status.state, 'active', 'the short silence is active in the backup');
   });
 
   it('restore refuses a tampered archive and changes nothing', async () => {
@@ -263,11 +282,38 @@ describe('scripts/monitoring.sh: a native stack from init to restore', { timeout
   });
 
   it('restore brings back the Prometheus series, the hookwatch event and the silence, and check passes', async () => {
-    const result = await stack.script(['restore', '--yes', archive], { timeoutMs: 180_000 });
+    // The archive with one more silence, which Alertmanager refuses (an invalid regular expression),
+    // and SHA256SUMS updated to match: a genuine archive as far as restore can tell.
+    const work = mkdtempSync(join(stack.dir, 'refused-silence-'));
+    const name = archive.replace(/^.*\//, '').replace(/\.tar\.gz$/, '');
+    execFileSync('tar', ['-xzf', archive, '-C', work]);
+    const silencesFile = join(work, name, 'alertmanager/silences.json');
+    const backedUp = JSON.parse(readFileSync(silencesFile, 'utf8')) as unknown[];
+    backedUp.push({
+      id: 'refused-silence-test',
+      matchers: [{ name: 'alertname', value: '(', isRegex: true, isEqual: true }],
+      startsAt: new Date().toISOString(),
+      endsAt: new Date(Date.now() + 3_600_000).toISOString(),
+      createdBy: 'test',
+      comment: 'refused',
+      status: { state: 'active' },
+    });
+    writeFileSync(silencesFile, JSON.stringify(backedUp));
+    const sums = join(work, name, 'SHA256SUMS');
+    const digest = createHash('sha256').update(readFileSync(silencesFile)).digest('hex');
+    writeFileSync(sums, readFileSync(sums, 'utf8').replace(/^[0-9a-f]{64}(  alertmanager\/silences\.json)$/m, `${digest}$1`));
+    const crafted = join(work, `${name}.tar.gz`);
+    execFileSync('tar', ['-czf', crafted, '-C', work, name]);
+    // The short silence was active in the backup; by now it has ended.
+    while (Date.now() < shortEndsAt + 1_000) await sleep(250);
+
+    const result = await stack.script(['restore', '--yes', crafted], { timeoutMs: 180_000 });
     assert.equal(result.code, 0, describeRun(result));
     assert.match(result.stdout, /files verified/);
+    assert.match(result.stdout, /silences: 1 re-created, 0 already present, 1 ended by now and not restored, 1 refused by Alertmanager/);
+    assert.match(result.stderr, /warning: silence refused-silence-test \(alertname=~"\("; .*\) not re-created: Alertmanager answered 400 /);
     assert.match(result.stdout, /check: all \d+ checks passed/);
-    assert.match(result.stdout, /restore: done/);
+    assert.match(result.stdout, /^restore: done, except: 1 of the backup's silences could not be re-created/m);
     assertPrivateData(stack.stateDir, 'after restore');
 
     const event = await stack.adminGet(`/events/${eventId}`);

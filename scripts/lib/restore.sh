@@ -102,21 +102,51 @@ restore_native_data() {
   note "Prometheus TSDB -> $prom; hookwatch database -> $hook/hookwatch.db (previous data moved to $aside)"
 }
 
-# Re-creates the active and pending silences that Alertmanager does not already have.
+# jq: seconds since the epoch of an Alertmanager time. fromdateiso8601 takes neither the
+# fractional seconds Alertmanager always writes nor the offset it keeps from a silence created
+# with one ("2099-01-01T00:00:00.000+02:00"). Empty for anything else.
+# shellcheck disable=SC2016  # $until and $now are jq's
+JQ_EPOCH='def epoch: capture("^(?<t>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(\\.[0-9]+)?(?<z>Z|[+-][0-9]{2}:[0-9]{2})$")
+  | (.t + "Z" | fromdateiso8601)
+    - (if .z == "Z" then 0 else (.z[0:1] + "1" | tonumber) * ((.z[1:3] | tonumber) * 3600 + (.z[4:6] | tonumber) * 60) end);
+def ended($now): ([.endsAt | epoch?] | .[0]) as $until | $until != null and $until <= $now;'
+
+# Re-creates the backup's silences that have not ended by now and that Alertmanager does not
+# already have. Their state in the backup says nothing about now: one active then may have ended
+# since, and Alertmanager refuses an end in the past. By this step the data is already replaced,
+# so a silence Alertmanager refuses is a warning naming it, counted in SILENCES_REFUSED, and the
+# restore goes on to check.
 restore_silences() {
-  local file=$RESTORE_DIR/alertmanager/silences.json current silence created=0 skipped=0
-  current=$(curl -fsS --max-time 10 "$ALERTMANAGER_URL/api/v2/silences") || die "could not read Alertmanager's silences"
-  while IFS= read -r silence; do
+  local file=$RESTORE_DIR/alertmanager/silences.json current label silence answer status created=0 skipped=0 ended pending now
+  SILENCES_REFUSED=0
+  now=$(date +%s)
+  ended=$(jq --argjson now "$now" "$JQ_EPOCH"' [.[] | select(ended($now))] | length' "$file")
+  pending=$(jq --argjson now "$now" "$JQ_EPOCH"' [.[] | select(ended($now) | not)] | length' "$file")
+  if ! current=$(curl -fsS --max-time 10 "$ALERTMANAGER_URL/api/v2/silences" 2>&1); then
+    SILENCES_REFUSED=$pending
+    warn "could not read Alertmanager's silences ($current): none of the backup's $pending silences that have not ended was re-created"
+    return 0
+  fi
+  while IFS=$'\t' read -r label silence; do
     [[ -n $silence ]] || continue
     if jq -e --argjson s "$silence" 'any(.[]; .status.state != "expired" and .matchers == $s.matchers and .endsAt == $s.endsAt and .comment == $s.comment)' <<<"$current" >/dev/null; then
       skipped=$((skipped + 1))
       continue
     fi
-    curl -fsS --max-time 10 -X POST -H 'Content-Type: application/json' -d "$silence" "$ALERTMANAGER_URL/api/v2/silences" >/dev/null ||
-      die "Alertmanager refused silence: $silence"
-    created=$((created + 1))
-  done < <(jq -c '.[] | select(.status.state != "expired") | {matchers, startsAt, endsAt, createdBy, comment}' "$file")
-  note "silences: $created re-created, $skipped already present ($(jq '[.[] | select(.status.state == "expired")] | length' "$file") expired ones not restored)"
+    answer=$(curl -sS --max-time 10 -w '\n%{http_code}' -X POST -H 'Content-Type: application/json' -d "$silence" "$ALERTMANAGER_URL/api/v2/silences" 2>&1) || true
+    status=${answer##*$'\n'}
+    if [[ $status == 200 ]]; then
+      created=$((created + 1))
+    else
+      SILENCES_REFUSED=$((SILENCES_REFUSED + 1))
+      answer=${answer%$'\n'*}
+      warn "silence $label not re-created: Alertmanager answered $status ${answer//$'\n'/ }"
+    fi
+  done < <(jq -r --argjson now "$now" "$JQ_EPOCH"'
+    .[] | select(ended($now) | not)
+    | "\(.id // "?") (\(.matchers // [] | map(.name + (if .isEqual == false then (if .isRegex then "!~" else "!=" end) else (if .isRegex then "=~" else "=" end) end) + (.value | tojson)) | join(", ")); ends \(.endsAt); comment \(.comment | tojson))"
+      + "\t" + ({matchers, startsAt, endsAt, createdBy, comment} | tojson)' "$file")
+  note "silences: $created re-created, $skipped already present, $ended ended by now and not restored$( ((SILENCES_REFUSED == 0)) || printf ', %s refused by Alertmanager' "$SILENCES_REFUSED")"
 }
 
 restore_grafana() {
@@ -189,11 +219,14 @@ cmd_restore() {
   restore_silences
   restore_grafana
   rprogress 6 "check"
+  local refused=''
+  ((SILENCES_REFUSED == 0)) || refused="$SILENCES_REFUSED of the backup's silences could not be re-created (see the warnings above)"
   if run_checks; then
     [[ -n $RESTORE_ASIDE ]] && rm -rf -- "$RESTORE_ASIDE"
-    say "restore: done"
+    if [[ -n $refused ]]; then say "restore: done, except: $refused"; else say "restore: done"; fi
   else
     [[ -n $RESTORE_ASIDE ]] && say "restore: the data that was replaced is in $RESTORE_ASIDE"
+    [[ -n $refused ]] && say "restore: $refused"
     die "restore: the data is back, but check failed"
   fi
 }
