@@ -22,6 +22,11 @@ interface Datasource {
     timeInterval?: string;
   };
 }
+interface FieldConfig {
+  defaults?: { unit?: string };
+  overrides?: Array<{ matcher: { id: string; options?: unknown }; properties: Array<{ id: string; value?: unknown }> }>;
+}
+
 const datasources = (parse(readRepoFile("monitoring/grafana/provisioning/datasources/datasources.yml")) as { datasources: Datasource[] }).datasources;
 const uids = new Set(datasources.map((d) => d.uid));
 const byUid = (uid: string) => datasources.find((d) => d.uid === uid);
@@ -111,6 +116,27 @@ describe("grafana dashboards", () => {
       for (const v of d.templating?.list ?? []) assert.ok(uids.has(v.datasource?.uid ?? ""), `${d.uid}: variable ${v.name}`);
       const ids = panelsOf(d).map((p) => p.id);
       assert.equal(new Set(ids).size, ids.length, `${d.uid}: unique panel ids`);
+    }
+  });
+
+  it("show a series measured in seconds in a time unit, on its own axis beside counts", () => {
+    // A metric in seconds read directly (a histogram's _bucket, _sum and _count do not end in _seconds).
+    const inSeconds = /\b[a-z_:]+_seconds\b/;
+    const timeUnits = new Set(["s", "ms", "dtdurations", "dtdurationms"]);
+    for (const d of committed.values()) {
+      for (const p of panelsOf(d)) {
+        const fieldConfig = p.fieldConfig as FieldConfig | undefined;
+        for (const t of p.targets ?? []) {
+          if (!inSeconds.test(t.expr ?? "")) continue;
+          const own = fieldConfig?.overrides?.find((o) => o.matcher.id === "byFrameRefID" && o.matcher.options === t.refId)?.properties ?? [];
+          const unit = own.find((x) => x.id === "unit")?.value ?? fieldConfig?.defaults?.unit;
+          const where = `${d.uid} / ${p.title ?? p.id} (${t.refId ?? ""}): ${t.expr ?? ""}`;
+          assert.ok(typeof unit === "string" && timeUnits.has(unit), `${where} is in seconds but shown as ${String(unit)}`);
+          if (fieldConfig?.defaults?.unit !== unit) {
+            assert.equal(own.find((x) => x.id === "custom.axisPlacement")?.value, "right", `${where}: its own axis`);
+          }
+        }
+      }
     }
   });
 

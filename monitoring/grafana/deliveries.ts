@@ -117,14 +117,14 @@ export function deliveries(): dashboard.Dashboard {
       .withPanel(
         timeseriesPanel({
           title: "Delivery backlog",
-          description: "Deliveries waiting to be sent (due or scheduled for a retry), those parked behind a paused endpoint or a failing one's few slots, and how far behind the sender is.",
+          description: "Deliveries waiting to be sent (due or scheduled for a retry), those parked behind a paused endpoint or a failing one's few slots (left axis), and how far behind the sender is (right axis, in time).",
           unit: "short",
           min: 0,
           width: 24,
           queries: [
             { expr: 'sum(webhook_queue_size{queue="deliveries"})', legend: "waiting" },
             { expr: "sum(webhook_parked_deliveries)", legend: "parked" },
-            { expr: "max(webhook_oldest_pending_delivery_age_seconds)", legend: "lag (s)" },
+            { expr: "max(webhook_oldest_pending_delivery_age_seconds)", legend: "lag", unit: "s" },
           ],
         }),
       ),

@@ -31,6 +31,11 @@ export interface Query {
   exemplar?: boolean;
   format?: "heatmap";
   instant?: boolean;
+  /**
+   * Time series only: this query's unit when it differs from the panel's. Its series then get
+   * their own axis on the right, so that seconds are not read off a count scale.
+   */
+  unit?: string;
 }
 
 export interface PanelSpec {
@@ -101,6 +106,14 @@ export function timeseriesPanel(spec: PanelSpec): timeseries.PanelBuilder {
   if (spec.thresholds !== undefined) {
     p.thresholdsStyle(new common.GraphThresholdsStyleConfigBuilder().mode(common.GraphThresholdsStyleMode.Dashed));
   }
+  spec.queries.forEach((q, i) => {
+    if (q.unit === undefined || q.unit === spec.unit) return;
+    p.overrideByQuery(REF_IDS.charAt(i), [
+      { id: "unit", value: q.unit },
+      { id: "custom.axisPlacement", value: "right" },
+      { id: "custom.axisLabel", value: q.legend ?? q.unit },
+    ]);
+  });
   return p;
 }
 
