@@ -23,7 +23,7 @@ interface Datasource {
   };
 }
 interface FieldConfig {
-  defaults?: { unit?: string };
+  defaults?: { unit?: string; max?: number };
   overrides?: Array<{ matcher: { id: string; options?: unknown }; properties: Array<{ id: string; value?: unknown }> }>;
 }
 
@@ -138,6 +138,21 @@ describe("grafana dashboards", () => {
         }
       }
     }
+  });
+
+  it("draw no fixed maximum for CPU in percent of one core, which exceeds 100 % on more cores", () => {
+    let seen = 0;
+    for (const d of committed.values()) {
+      for (const p of panelsOf(d)) {
+        if (!(p.targets ?? []).some((t) => /\bwebhook_cpu_usage_percent\b/.test(t.expr ?? ""))) continue;
+        seen++;
+        const where = `${d.uid} / ${p.title ?? p.id}`;
+        assert.equal((p.fieldConfig as FieldConfig | undefined)?.defaults?.max, undefined, `${where}: a max would clip the value`);
+        assert.notEqual(p.type, "gauge", `${where}: a gauge without a max scales to its own value`);
+        assert.match(p.description ?? "", /one core/, `${where}: says what 100 % is`);
+      }
+    }
+    assert.ok(seen >= 2, "the overview and performance dashboards show process CPU");
   });
 
   it("use $__rate_interval for rates, except the deliberate 1h and $__range windows", () => {

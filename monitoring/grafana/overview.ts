@@ -104,12 +104,13 @@ export function overview(): dashboard.Dashboard {
         }),
       )
       .withPanel(
-        gaugePanel({
-          title: "Process CPU",
-          description: "CPU used by the hookwatch process over the last sampling interval (100 % = one core).",
+        // A stat, not a gauge: the metric counts every thread of the process in percent of one core,
+        // so it has no upper bound a gauge could be drawn to (200 % is two cores' worth).
+        statPanel({
+          title: "Process CPU (% of one core)",
+          description: "CPU used by the hookwatch process between the last two scrapes, in percent of one core. Every thread of the process counts (JavaScript, GC, I/O), so on more than one core it can exceed 100 %.",
           unit: "percent",
-          min: 0,
-          max: 100,
+          height: 6,
           thresholds: [[75, "orange"], [90, "red"]],
           queries: [{ expr: "max(webhook_cpu_usage_percent)", legend: "cpu" }],
         }),
