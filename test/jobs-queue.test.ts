@@ -226,6 +226,29 @@ describe('the worker pool', () => {
     await pool.stop(1_000);
   });
 
+  it('takes a burst of new jobs bigger than one batch directly, so none of them costs a claim', async () => {
+    const ran: string[] = [];
+    const { queue, pool } = poolSetup('pool-burst', 3_600_000, async (job) => {
+      ran.push(job.ref);
+      return { outcome: 'done' };
+    });
+    await startPool(pool);
+    // 100 requests answered in one turn each bring a job: more than the 32 of a batch.
+    const leased = Array.from({ length: 100 }, (_, i) => queue.enqueueFor({ queue: 'events', kind: 'k', ref: `burst-${i}`, maxAttempts: 3 }, pool).leased);
+    assert.equal(leased.filter((job) => job === null).length, 0, 'every job of the burst was handed over');
+    for (const job of leased) if (job) pool.adopt(job);
+    const deadline = Date.now() + 10_000;
+    while (ran.length < 100 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.deepEqual(ran, Array.from({ length: 100 }, (_, i) => `burst-${i}`), 'run in the order they came');
+    await pool.stop(1_000);
+    // Past four batches, a new job goes through the table.
+    const { queue: full, pool: busy } = poolSetup('pool-burst-full', 3_600_000, () => new Promise(() => undefined));
+    await startPool(busy);
+    const taken = Array.from({ length: 200 }, (_, i) => full.enqueueFor({ queue: 'events', kind: 'k', ref: `more-${i}`, maxAttempts: 3 }, busy).leased);
+    assert.equal(taken.filter((job) => job !== null).length, 128);
+    await busy.stop(100);
+  });
+
   it('keeps a job that went to the table from being overtaken by a steady stream of new ones', async () => {
     const ran: number[] = [];
     // One slot and a 3 ms job against a job offered every millisecond: the pool's buffer fills,
