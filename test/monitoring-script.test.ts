@@ -81,6 +81,23 @@ describe('scripts/monitoring.sh: a native stack from init to restore', { timeout
   const shortComment = `monitoring-script short silence ${Date.now()}`;
   let shortEndsAt = 0;
 
+  /** Silences one alert name in the stack's Alertmanager until `endsAt`; the answer's status. */
+  const addSilence = async (alertname: string, endsAt: number, comment: string): Promise<number> => {
+    const res = await fetch(stack.url('alertmanager', '/api/v2/silences'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        matchers: [{ name: 'alertname', value: alertname, isRegex: false, isEqual: true }],
+        startsAt: new Date().toISOString(),
+        endsAt: new Date(endsAt).toISOString(),
+        createdBy: 'test',
+        comment,
+      }),
+    });
+    await res.arrayBuffer();
+    return res.status;
+  };
+
   before(async () => {
     requireCommands(NATIVE_TOOLS);
     stack = await NativeStack.create();
@@ -117,18 +134,7 @@ describe('scripts/monitoring.sh: a native stack from init to restore', { timeout
       const [sample] = await stack.query('webhook_events_by_type_total{source="shop"} >= 1');
       return sample ? sample.value[0] : undefined;
     });
-    const silence = await fetch(stack.url('alertmanager', '/api/v2/silences'), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        matchers: [{ name: 'alertname', value: 'MonitoringScriptTest', isRegex: false, isEqual: true }],
-        startsAt: new Date().toISOString(),
-        endsAt: new Date(Date.now() + 3_600_000).toISOString(),
-        createdBy: 'test',
-        comment: silenceComment,
-      }),
-    });
-    assert.equal(silence.status, 200);
+    assert.equal(await addSilence('MonitoringScriptTest', Date.now() + 3_600_000, silenceComment), 200);
   });
 
   it('check passes everything and reports what native mode lacks as not available', async () => {
@@ -183,18 +189,7 @@ describe('scripts/monitoring.sh: a native stack from init to restore', { timeout
 
   it('backup writes a checksummed archive of every data store', async () => {
     shortEndsAt = Date.now() + 30_000;
-    const short = await fetch(stack.url('alertmanager', '/api/v2/silences'), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        matchers: [{ name: 'alertname', value: 'Short', isRegex: false, isEqual: true }],
-        startsAt: new Date().toISOString(),
-        endsAt: new Date(shortEndsAt).toISOString(),
-        createdBy: 'test',
-        comment: shortComment,
-      }),
-    });
-    assert.equal(short.status, 200);
+    assert.equal(await addSilence('Short', shortEndsAt, shortComment), 200);
     const result = await stack.script(['backup']);
     assert.equal(result.code, 0, describeRun(result));
     for (let step = 1; step <= 7; step++) assert.match(result.stdout, new RegExp(`^\\[${step}/7\\] `, 'm'), `progress step ${step}`);
