@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { spawnService } from './helpers/child.js';
@@ -174,26 +175,38 @@ describe('a request that never finishes arriving', () => {
     try {
       const { id, body } = standardEvent();
       const { port } = new URL(child.url);
-      const started = Date.now();
-      const answer = await new Promise<string>((resolve, reject) => {
-        const socket = net.connect(Number(port), '127.0.0.1', () => {
-          const headers = Object.entries({ ...standardHeaders(id, body), 'content-length': String(Buffer.byteLength(body)) }).map(([k, v]) => `${k}: ${v}`).join('\r\n');
-          socket.write(`POST /webhooks/demo HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}\r\n\r\n${body.slice(0, 10)}`);
+      // The first 10 bytes of a plain body, and of a compressed one (which is read through an
+      // inflating stream of its own).
+      const parts: [Record<string, string>, Buffer][] = [
+        [{}, Buffer.from(body)],
+        [{ 'content-encoding': 'gzip' }, gzipSync(body)],
+      ];
+      for (const [extra, bytes] of parts) {
+        const started = Date.now();
+        const answer = await new Promise<string>((resolve, reject) => {
+          const socket = net.connect(Number(port), '127.0.0.1', () => {
+            const headers = Object.entries({ ...standardHeaders(id, body), ...extra, 'content-length': String(bytes.length) }).map(([k, v]) => `${k}: ${v}`).join('\r\n');
+            socket.write(`POST /webhooks/demo HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}\r\n\r\n`);
+            socket.write(bytes.subarray(0, 10));
+          });
+          let received = '';
+          socket.on('data', (chunk) => { received += chunk.toString(); });
+          socket.on('close', () => resolve(received));
+          socket.on('error', reject);
+          setTimeout(() => { socket.destroy(); reject(new Error(`still open after 15 s; received ${JSON.stringify(received)}`)); }, 15_000);
         });
-        let received = '';
-        socket.on('data', (chunk) => { received += chunk.toString(); });
-        socket.on('close', () => resolve(received));
-        socket.on('error', reject);
-        setTimeout(() => { socket.destroy(); reject(new Error(`still open after 15 s; received ${JSON.stringify(received)}`)); }, 15_000);
-      });
-      assert.match(answer, /^HTTP\/1\.1 408/);
-      assert.ok(Date.now() - started < 10_000, `closed after ${Date.now() - started} ms`);
-      // Counted and logged as the timeout it was, not as a client that went away (499).
+        assert.match(answer, /^HTTP\/1\.1 408/);
+        assert.ok(Date.now() - started < 10_000, `closed after ${Date.now() - started} ms`);
+      }
+      // Counted and logged as the timeouts they were, not as clients that went away (499).
       const metrics = await (await fetch(`${child.url}/metrics`)).text();
-      assert.match(metrics, /webhook_requests_total\{source="demo",status="408"\} 1\n/);
+      assert.match(metrics, /webhook_requests_total\{source="demo",status="408"\} 2\n/);
       assert.doesNotMatch(metrics, /status="499"\} [1-9]/);
-      const line = child.output.join('').split('\n').find((l) => l.includes('"webhook rejected"'));
-      assert.match(line ?? '', /"status":408,"error":"request_timeout"/);
+      const refusals = () => child.output.filter((line) => line.includes('"webhook rejected"'));
+      await waitFor('both refusals logged', () => refusals().length === 2);
+      for (const line of refusals()) {
+        assert.match(line, /"status":408,"error":"request_timeout"/);
+      }
     } finally {
       child.proc.kill('SIGTERM');
       await child.exited;

@@ -98,6 +98,12 @@ async function readBody(req: IncomingMessage, limit: number, budget: BodyBudget)
   // The declared length only applies to the bytes on the wire, not to a decompressed body.
   const length = stream === req ? req.headers['content-length'] : undefined;
   let done: () => void = () => {};
+  // A pipe does not end its destination when the source is destroyed: a body cut off (the client
+  // left, or REQUEST_TIMEOUT) would leave the reader waiting for ever, and its bytes counted.
+  const cutOff = () => {
+    if (!req.complete && stream instanceof Transform) stream.destroy(new HttpError(400, 'request_aborted', 'the request was aborted by the client'));
+  };
+  if (stream instanceof Transform) req.once('close', cutOff);
   try {
     const reading = getRawBody(stream, { limit, length });
     // Counted beside raw-body's own reader, attached after it so that no chunk flows before it listens.
@@ -115,6 +121,7 @@ async function readBody(req: IncomingMessage, limit: number, budget: BodyBudget)
     if ((error as { status?: number }).status) throw error;
     throw new HttpError(400, 'malformed_body', `the body could not be decompressed: ${(error as Error).message}`);
   } finally {
+    req.off('close', cutOff);
     done();
   }
 }
