@@ -94,7 +94,7 @@ describe('the durable job queue', () => {
 
   it('creates a job already leased to a local pool, which nobody else claims until the lease runs out', () => {
     const { queue, advance } = setup();
-    const poolA = { lease: () => ({ owner: 'pool-a', leaseMs: 10_000 }), adopt: () => undefined };
+    const poolA = { lease: () => ({ owner: 'pool-a', leaseMs: 10_000 }), adopt: () => undefined, forgo: () => undefined };
     const { id, leased: job } = queue.enqueueFor({ queue: 'events', kind: 'k', ref: 'r', maxAttempts: 3, requestId: 'req-1' }, poolA);
     assert.ok(job);
     assert.equal(job.id, id);
@@ -247,6 +247,40 @@ describe('the worker pool', () => {
     const taken = Array.from({ length: 200 }, (_, i) => full.enqueueFor({ queue: 'events', kind: 'k', ref: `more-${i}`, maxAttempts: 3 }, busy).leased);
     assert.equal(taken.filter((job) => job !== null).length, 128);
     await busy.stop(100);
+  });
+
+  it('claims a retry that falls due while more than a batch of handed-over jobs waits', async () => {
+    const ran: string[] = [];
+    // Two slots, 5 ms jobs: a burst of 110 and then a stream close to what the slots can run keep
+    // more than a batch (32) waiting in the pool for seconds.
+    const { queue, pool } = poolSetup('pool-deep', 50, async (job) => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      ran.push(job.ref);
+      return { outcome: 'done' };
+    });
+    // In the table before the pool's first look, which finds nothing due yet: new jobs are handed over.
+    const dueAt = Date.now() + 200;
+    queue.enqueue({ queue: 'events', kind: 'k', ref: 'due-later', maxAttempts: 3, runAt: dueAt });
+    await startPool(pool);
+    const offeredAt = new Map<string, number>();
+    const offer = (ref: string) => {
+      offeredAt.set(ref, Date.now());
+      const { leased } = queue.enqueueFor({ queue: 'events', kind: 'k', ref, maxAttempts: 3 }, pool);
+      if (leased) pool.adopt(leased);
+    };
+    for (let i = 0; i < 110; i++) offer(`burst-${i}`);
+    const until = Date.now() + 3000;
+    for (let i = 0; Date.now() < until && !ran.includes('due-later'); i++) {
+      for (let j = 0; j < 5; j++) offer(`stream-${i}-${j}`);
+      await new Promise((resolve) => setTimeout(resolve, 14));
+    }
+    await pool.stop(1_000);
+    const at = ran.indexOf('due-later');
+    assert.ok(at >= 0, `the due job ran while the stream went on (ran ${ran.length} jobs)`);
+    // Behind what was waiting in the pool when the poll found it due (at most four batches), not
+    // behind the whole stream.
+    const newer = ran.slice(0, at).filter((ref) => (offeredAt.get(ref) ?? 0) > dueAt).length;
+    assert.ok(newer <= 160, `${newer} jobs offered after it fell due ran before it`);
   });
 
   it('keeps a job that went to the table from being overtaken by a steady stream of new ones', async () => {

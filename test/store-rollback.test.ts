@@ -172,12 +172,15 @@ describe('the database files', () => {
 });
 
 describe('forwarding an event that already has its deliveries', () => {
-  it('creates nothing the second time, and leaves no job behind', async () => {
+  it('creates nothing the second time, and leaves no job or lease behind', async () => {
     const store = openStore();
     const clock = { now: () => Date.now() };
     const jobs = new SqliteJobQueue(store.db, clock, () => undefined);
     const logger = createLogger({ level: 'error', service: 'hookwatch', environment: 'test', stream: new Writable({ write(_chunk, _encoding, done) { done(); } }) });
     const publisher = new Publisher(store, jobs, logger, clock, { maxAttempts: 4, idempotencyTtlMs: 60_000 });
+    // Workers that always have room: every new delivery's job is leased to them.
+    const leases = { given: 0, forgone: 0 };
+    publisher.handOffTo({ lease: () => { leases.given += 1; return { owner: 'pool', leaseMs: 30_000 }; }, adopt: () => undefined, forgo: () => { leases.forgone += 1; } });
     try {
       addEndpoint(store, 'ep_f');
       const eventPk = store.events.insert({ source: 'demo', eventId: 'order-1', type: 'order.created', rawPayload: '{}', requestId: 'req-forward-1' }, 60_000);
@@ -189,6 +192,7 @@ describe('forwarding an event that already has its deliveries', () => {
       assert.equal(deliveries.length, 1);
       const rows = store.db.prepare("SELECT id FROM jobs WHERE queue = 'deliveries'").all() as { id: number }[];
       assert.deepEqual(rows.map((row) => row.id), [deliveries[0]?.jobId], 'only the job the delivery names');
+      assert.deepEqual(leases, { given: 2, forgone: 1 }, 'the discarded job\'s lease is given back');
     } finally {
       await store.close();
     }

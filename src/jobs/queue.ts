@@ -41,6 +41,8 @@ export interface JobHandoff {
   lease(): { owner: string; leaseMs: number } | null;
   /** Takes a job created with that lease, once the transaction that created it has committed. */
   adopt(job: Job): void;
+  /** Gives back a lease whose job was discarded in its transaction: it will never be adopted. */
+  forgo(): void;
 }
 
 /** What enqueueing code needs: producers depend on this, not on the whole queue. */

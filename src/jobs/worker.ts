@@ -114,6 +114,10 @@ export class WorkerPool implements JobHandoff {
     return { owner: this.owner, leaseMs: this.options.leaseMs };
   }
 
+  forgo(): void {
+    this.granted = Math.max(0, this.granted - 1);
+  }
+
   adopt(job: Job): void {
     this.granted = Math.max(0, this.granted - 1);
     if (this.stopped) {
@@ -200,7 +204,10 @@ export class WorkerPool implements JobHandoff {
     try {
       // Jobs handed over directly (adopt) may keep the buffer from emptying: claiming whenever it
       // has room lets jobs that went through the table (retries, overflow) take their turn.
-      const room = this.batchSize - this.waiting.length - this.adopted.length;
+      // Measured against the hand-over limit, not one batch: with more than a batch waiting, the
+      // poll must still bring in retries falling due and jobs that went through the table, or a
+      // steady stream of new jobs handed over would keep them waiting until it stops.
+      const room = Math.min(this.batchSize, this.batchSize * HANDOFF_BATCHES - this.waiting.length - this.adopted.length);
       if (room > 0 && (this.mayHaveDue || polled)) {
         const claimed = this.jobs.claim(this.options.queue, this.owner, room, this.options.leaseMs);
         this.waiting.push(...claimed);

@@ -61,10 +61,12 @@ export class Publisher {
       }
       // The job first, so the delivery row is written once, already naming it. Should the event
       // have its delivery to this endpoint already (this run repeats one that committed), the job
-      // goes again with the rest of this transaction, never adopted by a worker.
+      // goes again in this transaction and its lease is given back (rare: a forwarding run that
+      // is repeated after a crash; a job that went to the table costs the workers one empty claim).
       const queued = this.jobs.enqueueFor(deliveryJob(id, this.options.maxAttempts, requestId, traceContext), this.handoff);
       if (!this.store.deliveries.insertQueued({ id, eventPk, endpointId: endpoint.id, requestId, jobId: queued.id })) {
         this.jobs.discard(queued.id);
+        if (queued.leased) this.handoff?.forgo();
         continue;
       }
       created += 1;
