@@ -252,4 +252,22 @@ describe('error webhook failures', () => {
     for (const text of [error, ...logs]) assert.doesNotMatch(text, /S3cretHookPw|abc123|XoxbPathSecret/);
     assert.ok(logs.some((line) => line.includes('notification failed; will retry')));
   });
+
+  it('are not queued without ERROR_WEBHOOK_URL or SMTP_URL, and the lines that say so name the request that decided them', () => {
+    const logs: string[] = [];
+    const notifier = new Notifier(
+      { errorWebhookUrl: null, smtpUrl: null, from: 'a@example.com', alwaysTo: [], timeoutMs: 2000, maxAttempts: 3, backoff: { baseMs: 1000, factor: 2, maxMs: 60_000 } },
+      { enqueue: () => assert.fail('nothing is queued'), enqueueFor: () => assert.fail('nothing is queued'), discard: () => false },
+      new HttpSender(),
+      createLogger({ level: 'debug', service: 'hookwatch', environment: 'test', stream: new Writable({ write(chunk, _encoding, done) { logs.push(String(chunk)); done(); } }) }),
+      { now: () => Date.now() },
+    );
+    notifier.queueErrorWebhook('ep_1', { code: 500, endpoint: 'https://x.example', message: 'm' }, 'req-manual-1');
+    notifier.queueEmail('ep_1', { to: ['ops@example.com'], subject: 's', text: 't' }, 'req-manual-1');
+    const lines = logs.map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.deepEqual(lines.map((line) => [line.message, line.request_id, line.endpoint]), [
+      ['error webhook not sent: ERROR_WEBHOOK_URL is not set', 'req-manual-1', 'ep_1'],
+      ['owner email not sent', 'req-manual-1', 'ep_1'],
+    ]);
+  });
 });

@@ -219,4 +219,20 @@ describe("an endpoint's failure-monitor state", () => {
       await store.close();
     }
   });
+
+  it('is read from the table again after a second, so another process writing it is seen', async () => {
+    let now = 1_000_000;
+    const store = Store.open(path.join(tempDir(), 'health.db'), 'normal', { now: () => now }, () => undefined, noObserver);
+    try {
+      addEndpoint(store, 'ep_w');
+      await store.grouped(() => store.endpointHealth.save({ ...emptyHealth('ep_w'), streak: 1, lastOk: false }));
+      // An old process still draining during a deploy records an attempt of its own.
+      store.db.prepare("UPDATE endpoint_health SET streak = 4 WHERE endpoint_id = 'ep_w'").run();
+      assert.equal(store.endpointHealth.get('ep_w').streak, 1, 'within the second: as this process saved it');
+      now += 1000;
+      assert.equal(store.endpointHealth.get('ep_w').streak, 4);
+    } finally {
+      await store.close();
+    }
+  });
 });

@@ -57,7 +57,7 @@ export class Notifier {
   /** Call inside the transaction that recorded the deciding attempt. */
   queueErrorWebhook(endpointId: string, body: ErrorWebhookBody, requestId: string | null): void {
     if (!this.options.errorWebhookUrl) {
-      this.logger.info('error webhook not sent: ERROR_WEBHOOK_URL is not set', { endpoint: endpointId, code: body.code });
+      this.logger.info('error webhook not sent: ERROR_WEBHOOK_URL is not set', { request_id: requestId ?? undefined, endpoint: endpointId, code: body.code });
       return;
     }
     this.jobs.enqueue({ queue: NOTIFICATION_QUEUE, kind: ERROR_WEBHOOK_JOB, ref: endpointId, payload: { body }, maxAttempts: this.options.maxAttempts, requestId });
@@ -67,7 +67,7 @@ export class Notifier {
   queueEmail(endpointId: string, message: EmailMessage, requestId: string | null): void {
     const to = [...new Set([...message.to, ...this.options.alwaysTo])];
     if (to.length === 0 || !this.options.smtpUrl) {
-      this.logger.warn('owner email not sent', { endpoint: endpointId, subject: message.subject, why: to.length === 0 ? 'no owner emails and no ALERT_EMAIL_TO' : 'SMTP_URL is not set' });
+      this.logger.warn('owner email not sent', { request_id: requestId ?? undefined, endpoint: endpointId, subject: message.subject, why: to.length === 0 ? 'no owner emails and no ALERT_EMAIL_TO' : 'SMTP_URL is not set' });
       return;
     }
     this.jobs.enqueue({ queue: NOTIFICATION_QUEUE, kind: OWNER_EMAIL_JOB, ref: endpointId, payload: { message: { ...message, to } }, maxAttempts: this.options.maxAttempts, requestId });

@@ -95,7 +95,7 @@ export class Publisher {
     this.handOver(leased);
     // Each delivery logs its own attempt at info; this line only matters when following one event.
     // winston formats a line before its transports drop it by level, hence the explicit check.
-    if (created > 0 && this.logger.isDebugEnabled()) this.logger.debug('event forwarded to endpoints', { request_id: event.requestId ?? undefined, event_id: event.eventId, event_type: event.type, deliveries: created });
+    if (created > 0 && this.logger.isDebugEnabled()) this.logger.debug('event forwarded to endpoints', { request_id: event.requestId ?? undefined, source: event.source, event_id: event.eventId, event_type: event.type, deliveries: created });
   };
 
   /** POST /api/v1/events: stores the event and its deliveries together; idempotent by id. `data` is JSON text. */

@@ -39,13 +39,14 @@ export const emptyHealth = (endpointId: string): EndpointHealth => ({
 export class EndpointHealthStore {
   private readonly s;
   /**
-   * Each endpoint's state as last saved or read: it is read and saved again on every attempt, and
-   * only this store writes the table. Copies go in and out, so no caller changes what is kept; a
-   * rolled-back transaction empties it (forgetUncommitted).
+   * Each endpoint's state as last saved or read: it is read and saved again on every attempt.
+   * Trusted for a second only: this process is the table's one writer, but during a deploy an old
+   * process may still be draining beside it. Copies go in and out, so no caller changes what is
+   * kept; a rolled-back transaction empties it (forgetUncommitted).
    */
-  private readonly known = new Map<string, EndpointHealth>();
+  private readonly known = new Map<string, { health: EndpointHealth; at: number }>();
 
-  constructor(db: Db, private readonly timer: QueryTimer) {
+  constructor(db: Db, private readonly timer: QueryTimer, private readonly now: () => number = Date.now) {
     ensureOutboundSchema(db);
     this.s = {
       get: db.prepare<[string], HealthRow>('SELECT * FROM endpoint_health WHERE endpoint_id = ?'),
@@ -64,7 +65,7 @@ export class EndpointHealthStore {
 
   get(endpointId: string): EndpointHealth {
     const known = this.known.get(endpointId);
-    if (known) return copy(known);
+    if (known && this.now() - known.at < KNOWN_MS) return copy(known.health);
     const row = timed(this.timer, 'endpoint_health_get', () => this.s.get.get(endpointId));
     if (!row) return emptyHealth(endpointId);
     const health: EndpointHealth = {
@@ -73,7 +74,7 @@ export class EndpointHealthStore {
       windowReasons: JSON.parse(row.window_reasons) as Record<string, number>, windowNotifiedAt: row.window_notified_at,
       lastAttemptAt: row.last_attempt_at, lastOk: row.last_ok === null ? null : row.last_ok === 1, lastStatus: row.last_status, lastError: row.last_error,
     };
-    this.known.set(endpointId, copy(health));
+    this.known.set(endpointId, { health: copy(health), at: this.now() });
     return health;
   }
 
@@ -85,7 +86,7 @@ export class EndpointHealthStore {
       windowReasons: JSON.stringify(health.windowReasons),
       lastOk: health.lastOk === null ? null : health.lastOk ? 1 : 0,
     }));
-    this.known.set(health.endpointId, copy(health));
+    this.known.set(health.endpointId, { health: copy(health), at: this.now() });
   }
 
   remove(endpointId: string): void {
@@ -98,5 +99,7 @@ export class EndpointHealthStore {
     this.known.clear();
   }
 }
+
+const KNOWN_MS = 1000;
 
 const copy = (health: EndpointHealth): EndpointHealth => ({ ...health, windowReasons: { ...health.windowReasons } });

@@ -36,7 +36,7 @@ export class Store {
     // duplicate that was never stored, an endpoint a change that never happened, an endpoint no
     // parked deliveries that are there again, a just-queued delivery a row that is not there, an
     // endpoint's failure-monitor state an attempt that was never recorded.
-    this.endpointHealth = new EndpointHealthStore(db, timer);
+    this.endpointHealth = new EndpointHealthStore(db, timer, () => clock.now());
     groupCommitOf(db).onRollback(() => {
       this.events.forgetCachedKeys();
       endpointCache.clear();
