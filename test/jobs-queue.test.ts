@@ -26,6 +26,19 @@ function poolSetup(name: string, pollMs: number, run: JobRunner, slots: { concur
   return { db, queue, pool };
 }
 
+/** A runner that takes `ms` and records each job's ref in the order they finish. */
+function recording(ms: number): { ran: string[]; run: JobRunner } {
+  const ran: string[] = [];
+  return {
+    ran,
+    run: async (job) => {
+      if (ms > 0) await new Promise((resolve) => setTimeout(resolve, ms));
+      ran.push(job.ref);
+      return { outcome: 'done' };
+    },
+  };
+}
+
 /** Starts the pool and waits for its first look at the table: until then new jobs queue behind whatever the table holds. */
 async function startPool(pool: WorkerPool): Promise<void> {
   pool.start();
@@ -182,13 +195,9 @@ describe('backoff', () => {
 
 describe('the worker pool', () => {
   it('runs handed-over jobs and, beside them, jobs that went through the table, without waiting for a poll', async () => {
-    const ran: string[] = [];
     // A poll an hour away: only wake-ups can bring the table's jobs in.
-    const { queue, pool } = poolSetup('pool', 3_600_000, async (job) => {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      ran.push(job.ref);
-      return { outcome: 'done' };
-    });
+    const { ran, run } = recording(5);
+    const { queue, pool } = poolSetup('pool', 3_600_000, run);
     await startPool(pool);
     const handed = (ref: string) => {
       const { leased } = queue.enqueueFor({ queue: 'events', kind: 'k', ref, maxAttempts: 3 }, pool);
@@ -207,12 +216,8 @@ describe('the worker pool', () => {
   });
 
   it('claims a retry that falls due while handed-over jobs keep finishing (a wake-up never postpones the poll)', async () => {
-    const ran: string[] = [];
-    const { queue, pool } = poolSetup('pool-poll', 50, async (job) => {
-      await new Promise((resolve) => setTimeout(resolve, 2));
-      ran.push(job.ref);
-      return { outcome: 'done' };
-    });
+    const { ran, run } = recording(2);
+    const { queue, pool } = poolSetup('pool-poll', 50, run);
     await startPool(pool);
     queue.enqueue({ queue: 'events', kind: 'k', ref: 'due-later', maxAttempts: 3, runAt: Date.now() + 150 });
     const until = Date.now() + 800;
@@ -227,11 +232,8 @@ describe('the worker pool', () => {
   });
 
   it('takes a burst of new jobs bigger than one batch directly, so none of them costs a claim', async () => {
-    const ran: string[] = [];
-    const { queue, pool } = poolSetup('pool-burst', 3_600_000, async (job) => {
-      ran.push(job.ref);
-      return { outcome: 'done' };
-    });
+    const { ran, run } = recording(0);
+    const { queue, pool } = poolSetup('pool-burst', 3_600_000, run);
     await startPool(pool);
     // 100 requests answered in one turn each bring a job: more than the 32 of a batch.
     const leased = Array.from({ length: 100 }, (_, i) => queue.enqueueFor({ queue: 'events', kind: 'k', ref: `burst-${i}`, maxAttempts: 3 }, pool).leased);
@@ -250,14 +252,10 @@ describe('the worker pool', () => {
   });
 
   it('claims a retry that falls due while more than a batch of handed-over jobs waits', async () => {
-    const ran: string[] = [];
     // Two slots, 5 ms jobs: a burst of 110 and then a stream close to what the slots can run keep
     // more than a batch (32) waiting in the pool for seconds.
-    const { queue, pool } = poolSetup('pool-deep', 50, async (job) => {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-      ran.push(job.ref);
-      return { outcome: 'done' };
-    });
+    const { ran, run } = recording(5);
+    const { queue, pool } = poolSetup('pool-deep', 50, run);
     // In the table before the pool's first look, which finds nothing due yet: new jobs are handed over.
     const dueAt = Date.now() + 200;
     queue.enqueue({ queue: 'events', kind: 'k', ref: 'due-later', maxAttempts: 3, runAt: dueAt });
