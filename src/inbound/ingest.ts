@@ -95,26 +95,27 @@ function timedOut(req: IncomingMessage): boolean {
 
 async function readBody(req: IncomingMessage, limit: number, budget: BodyBudget): Promise<Buffer> {
   const stream = decoded(req);
+  const inflating = stream instanceof Transform ? stream : null;
   // The declared length only applies to the bytes on the wire, not to a decompressed body.
-  const length = stream === req ? req.headers['content-length'] : undefined;
+  const length = inflating ? undefined : req.headers['content-length'];
   let done: () => void = () => {};
   // A pipe does not end its destination when the source is destroyed: a body cut off (the client
   // left, or REQUEST_TIMEOUT) would leave the reader waiting for ever, and its bytes counted.
   const cutOff = () => {
-    if (!req.complete && stream instanceof Transform) stream.destroy(new HttpError(400, 'request_aborted', 'the request was aborted by the client'));
+    if (!req.complete) inflating?.destroy(new HttpError(400, 'request_aborted', 'the request was aborted by the client'));
   };
-  if (stream instanceof Transform) req.once('close', cutOff);
+  if (inflating) req.once('close', cutOff);
   try {
     const reading = getRawBody(stream, { limit, length });
     // Counted beside raw-body's own reader, attached after it so that no chunk flows before it listens.
-    if (stream instanceof Transform) done = budget.watch(stream);
+    if (inflating) done = budget.watch(inflating);
     return await reading;
   } catch (error) {
     if (timedOut(req)) throw new HttpError(408, 'request_timeout', 'the request did not arrive whole within REQUEST_TIMEOUT');
     // Stop inflating and drain what is left, so the connection can carry the next request.
-    if (stream instanceof Transform) {
-      req.unpipe(stream);
-      stream.destroy();
+    if (inflating) {
+      req.unpipe(inflating);
+      inflating.destroy();
     }
     req.resume();
     // raw-body's errors carry their status; zlib's do not, and a body that does not inflate is the sender's error.
@@ -145,7 +146,7 @@ export function ingestHandler(options: IngestOptions): (req: IncomingMessage, re
   // 64 bodies of BODY_LIMIT at once, at most 256 MiB.
   const budget = new BodyBudget(Math.min(64 * options.bodyLimitBytes, 256 * 1024 * 1024));
 
-  const receive = async (req: IncomingMessage, res: ServerResponse, source: string, verifier: Verifier | undefined, requestId: string, refused: Refused): Promise<void> => {
+  const receive = async (req: IncomingMessage, res: ServerResponse, source: string, verifier: Verifier | undefined, refused: Refused): Promise<void> => {
     if (!verifier) throw new HttpError(404, 'unknown_source', `no webhook source named "${source}" is configured`);
     const contentType = req.headers['content-type'];
     if (!contentType || !typeis.is(contentType, ['application/json', 'application/*+json'])) {
@@ -176,7 +177,7 @@ export function ingestHandler(options: IngestOptions): (req: IncomingMessage, re
     }
     refused.event_id = event.eventId;
     refused.event_type = event.type;
-    const result = await accept.accept(source, event, requestId);
+    const result = await accept.accept(source, event, refused.request_id);
     writeJson(res, result.duplicate ? 200 : 202, { received: true, duplicate: result.duplicate, id: result.id });
   };
 
@@ -206,6 +207,6 @@ export function ingestHandler(options: IngestOptions): (req: IncomingMessage, re
       metrics.requestCompleted(source, status, Number(process.hrtime.bigint() - started) / 1e9);
     });
     const refused: Refused = { request_id: requestId, source };
-    receive(req, res, requested, verifier, requestId, refused).catch((error: unknown) => refuse(error, res, refused));
+    receive(req, res, requested, verifier, refused).catch((error: unknown) => refuse(error, res, refused));
   };
 }
