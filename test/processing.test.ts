@@ -13,6 +13,7 @@ describe('processing accepted events', () => {
   let answered = false;
   const answeredWhenStarted: boolean[] = [];
   const brokenAttempts: number[] = [];
+  const copies: { spread: Record<string, unknown>; serialised: Record<string, unknown>; keys: string[]; spreadSymbols: number }[] = [];
 
   before(async () => {
     t = await startTestService({ JOB_MAX_ATTEMPTS: '4' }, {
@@ -34,6 +35,10 @@ describe('processing accepted events', () => {
         registry.register('order.always-busy', 'busy', () => { throw new Error('still busy'); });
         registry.register('order.fatal', 'fatal', (event: InboundEvent) => { fatalRuns.push(event.eventId); });
         registry.register('order.observed', 'observer', () => { answeredWhenStarted.push(answered); });
+        registry.register('order.copied', 'copier', (event: InboundEvent) => {
+          const spread = { ...event };
+          copies.push({ spread, serialised: JSON.parse(JSON.stringify(event)) as Record<string, unknown>, keys: Object.keys(event), spreadSymbols: Object.getOwnPropertySymbols(spread).length });
+        });
       },
     });
   });
@@ -153,6 +158,20 @@ describe('processing accepted events', () => {
     } finally {
       await service.close();
     }
+  });
+
+  it('gives handlers an event that keeps its payload and signal when spread or serialised, and nothing else', async () => {
+    const { eventId } = await send('order.copied');
+    const copy = await waitFor('copied', () => copies.at(-1));
+    const fields = ['id', 'eventId', 'source', 'type', 'requestId', 'receivedAt', 'attempt', 'payload', 'signal'];
+    assert.deepEqual([...copy.keys].sort(), [...fields].sort(), 'enumerable keys: the fields and the two getters');
+    assert.deepEqual(Object.keys(copy.spread).sort(), [...fields].sort());
+    assert.equal(copy.spreadSymbols, 0, 'a spread copy carries nothing internal');
+    assert.equal(copy.spread.eventId, eventId);
+    assert.equal((copy.spread.payload as { type: string }).type, 'order.copied', 'the spread copy holds the parsed payload');
+    assert.ok(copy.spread.signal instanceof AbortSignal);
+    assert.equal(copy.spread.attempt, 1);
+    assert.match((copy.serialised.payload as { data: { id: string } }).data.id, /^user/);
   });
 
   it('protects the admin API with the bearer token', async () => {
