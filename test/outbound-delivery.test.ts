@@ -6,6 +6,7 @@ import request from 'supertest';
 import { Webhook } from 'standardwebhooks';
 import { tempDir, waitFor, type TestService } from './helpers/service.js';
 import { standardEvent, standardHeaders } from './helpers/signing.js';
+import { scrape, sumOf } from './helpers/telemetry-metrics.js';
 import { admin, publish, Receiver, registerEndpoint, settled, startOutboundService, TestClock } from './helpers/outbound-harness.js';
 
 const MINUTE = 60_000;
@@ -155,10 +156,17 @@ describe('outbound delivery', () => {
   it('forwards processed inbound events to subscribed endpoints', async () => {
     const r = await receiver();
     await registerEndpoint(t, r, ['user.*']);
+    const contentReads = async () => {
+      const { samples } = await scrape(t.url);
+      return { released: sumOf(samples, 'webhook_cache_operation_duration_seconds_count', { cache: 'events', operation: 'delete' }), readBack: sumOf(samples, 'webhook_db_query_duration_seconds_count', { operation: 'event_get' }) };
+    };
+    const before = await contentReads();
     const { id, body } = standardEvent('user.created');
     const res = await request(t.url).post('/webhooks/demo').set(standardHeaders(id, body)).send(body);
     assert.equal(res.status, 202);
     await waitFor('forwarded', () => r.requests.length === 1);
+    // The content stays in memory for the delivery (an event no endpoint wants is let go once processed).
+    assert.deepEqual(await contentReads(), before, 'the delivery was sent from memory');
     assert.equal(r.requests[0]?.verified, true);
     assert.deepEqual(JSON.parse(r.requests[0]?.body ?? '{}').data, JSON.parse(body));
     const again = await request(t.url).post('/webhooks/demo').set(standardHeaders(id, body)).send(body);

@@ -89,7 +89,11 @@ export class Publisher {
   forward = async (event: InboundEvent): Promise<void> => {
     // Most events of a receive-only setup match no endpoint: those skip the write altogether.
     // The check is repeated inside the transaction, which is what counts.
-    if (this.subscribers(event.type).length === 0) return;
+    if (this.subscribers(event.type).length === 0) {
+      // No delivery will read the event, and a handler that does has it in hand already.
+      this.store.events.releaseContent(event.id);
+      return;
+    }
     const traceContext = captureTraceContext();
     const { created, leased } = await this.store.grouped(() => this.createDeliveries(event.id, event.type, event.requestId, traceContext));
     this.handOver(leased);

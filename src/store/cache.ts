@@ -39,6 +39,12 @@ export class TtlCache<V> {
     this.options.observer.operation(this.name, 'set', elapsed(start));
   }
 
+  delete(key: string): void {
+    const start = process.hrtime.bigint();
+    this.entries.delete(key);
+    this.options.observer.operation(this.name, 'delete', elapsed(start));
+  }
+
   clear(): void {
     this.entries.clear();
   }

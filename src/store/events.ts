@@ -202,6 +202,14 @@ export class EventStore {
     return event;
   }
 
+  /**
+   * Lets go of an event's cached content once nothing queued will read it. Kept, it would outlive
+   * a young-generation collection and be copied into the old generation, at every event.
+   */
+  releaseContent(id: string): void {
+    this.contents.delete(id);
+  }
+
   list(filter: EventFilter): StoredEvent[] {
     const where: string[] = [];
     const params: Record<string, string | number> = { limit: filter.limit };
