@@ -235,6 +235,10 @@ describe('outbound delivery', () => {
     assert.equal((await admin(t, 'post', `/api/v1/deliveries/${id}/retry`)).body.delivery.status, 'failed');
     meanwhile(retryJob);
     status = 500;
+    const refused = await admin(t, 'post', `/api/v1/webhooks/${ep.id}/recover`).send({ since: new Date(clock.now() - MINUTE).toISOString() });
+    assert.equal(refused.status, 409, 'a disabled endpoint is re-enabled before its deliveries are recovered');
+    assert.match(refused.body.message, /re-enable it first/);
+    assert.equal((await delivery(id)).status, 'failed', 'nothing was re-queued');
     assert.equal((await admin(t, 'patch', `/api/v1/webhooks/${ep.id}`).send({ disabled: false })).status, 200);
     const recovered = await admin(t, 'post', `/api/v1/webhooks/${ep.id}/recover`).send({ since: new Date(clock.now() - MINUTE).toISOString() });
     assert.equal(recovered.body.requeued, 1);

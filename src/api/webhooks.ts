@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { EVENT_PATTERN } from '../event-types.js';
-import { badRequest, notFound } from '../http/errors.js';
+import { badRequest, HttpError, notFound } from '../http/errors.js';
 import { literalRefusal } from '../outbound/destination-guard.js';
 import type { Outbound } from '../outbound/outbound.js';
 import { USER_INFO_PROBLEM, userInfoDecodes } from '../outbound/sendable-url.js';
@@ -139,6 +139,8 @@ export function webhooksRouter(store: Store, outbound: Outbound, options: { allo
   router.post('/webhooks/:id/recover', (req, res) => {
     const endpoint = find(req.params.id);
     const body = parseWith(recoverBody, req.body ?? {}, 'body');
+    // Re-queued, they would fail again at once without an attempt, as a manual retry is refused.
+    if (endpoint.disabledAt !== null) throw new HttpError(409, 'conflict', `endpoint ${endpoint.id} is disabled; re-enable it first`);
     const requeued = outbound.recover(endpoint, Date.parse(body.since), req.requestId);
     res.status(202).json({ requeued });
   });
