@@ -235,3 +235,31 @@ describe('a notification that keeps failing', () => {
     }
   });
 });
+
+describe('an SMTP server that stops answering', () => {
+  it('holds an owner email no longer than DELIVERY_TIMEOUT, then lets the job fail with the reason', async () => {
+    // Takes the message and never answers it, as a server stuck in DATA does.
+    const stalled = new SMTPServer({ authOptional: true, disabledCommands: ['STARTTLS'], logger: false, onData(stream) { stream.resume(); } });
+    await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+    const { port } = stalled.server.address() as AddressInfo;
+    const failing = await Receiver.start(() => ({ status: 500, body: 'down' }));
+    const t = await startOutboundService({ RETRY_SCHEDULE: 'none', DELIVERY_TIMEOUT: '1s', SMTP_URL: `smtp://127.0.0.1:${port}`, ALERT_EMAIL_TO: 'oncall@example.com', JOB_MAX_ATTEMPTS: '1' });
+    try {
+      await registerEndpoint(t, failing, ['broken.*']);
+      // Six failures out of six: over 80 % with more than five, so the owners are emailed.
+      for (let i = 0; i < 6; i++) await publish(t, 'broken.thing', { i });
+      // Without a deadline the job would sit in its slot for nodemailer's ten-minute socket timeout.
+      const listed = await waitFor('the email given up', async () => {
+        const res = await admin(t, 'get', '/api/v1/dead-letters?queue=notifications');
+        return (res.body.data as unknown[]).length > 0 ? res.body.data as { kind: string; last_error: string }[] : undefined;
+      }, 20_000);
+      assert.deepEqual(listed.map((job) => job.kind), ['notify.owner_email']);
+      assert.equal(listed[0]?.last_error, 'the SMTP server did not take the email within 1000 ms');
+      assert.ok(t.logs.find('notification failed; giving up').some((line) => line.kind === 'notify.owner_email'));
+    } finally {
+      await t.close();
+      await failing.close();
+      await new Promise<void>((resolve) => stalled.close(() => resolve()));
+    }
+  });
+});

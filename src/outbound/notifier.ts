@@ -1,4 +1,5 @@
 import nodemailer, { type Transporter } from 'nodemailer';
+import type Mail from 'nodemailer/lib/mailer/index.js';
 import type { Clock } from '../clock.js';
 import { backoffDelay, type BackoffPolicy } from '../jobs/backoff.js';
 import type { Job, JobScheduler } from '../jobs/queue.js';
@@ -11,7 +12,10 @@ import type { EmailMessage, ErrorWebhookBody } from './messages.js';
 export const ERROR_WEBHOOK_JOB = 'notify.error_webhook';
 export const OWNER_EMAIL_JOB = 'notify.owner_email';
 export const NOTIFICATION_QUEUE: QueueName = 'notifications';
-/** Notifications are few; a handful of slots keeps one slow SMTP server from holding up the error webhook. */
+/**
+ * Notifications are few; a handful of slots, each held at most DELIVERY_TIMEOUT (an email as an
+ * error webhook), keeps a slow SMTP server from holding up the error webhook for long.
+ */
 export const NOTIFICATION_CONCURRENCY = 4;
 
 export interface NotifierOptions {
@@ -105,7 +109,18 @@ export class Notifier {
   private async sendEmail(id: string, message: EmailMessage): Promise<void> {
     if (!this.options.smtpUrl) return;
     this.transport ??= nodemailer.createTransport(this.options.smtpUrl);
-    await this.transport.sendMail({ from: this.options.from, to: message.to, subject: message.subject, text: message.text, messageId: `<${id}@hookwatch>` });
+    // One deadline for the whole exchange, as for the error webhook: nodemailer otherwise waits
+    // out ten minutes of silence, and a server that stalls would hold a notification slot that
+    // long, and with NOTIFICATION_CONCURRENCY emails every error webhook behind them.
+    const signal = AbortSignal.timeout(this.options.timeoutMs);
+    // nodemailer takes the signal; its type definitions do not know it yet.
+    const mail: Mail.Options & { signal: AbortSignal } = { from: this.options.from, to: message.to, subject: message.subject, text: message.text, messageId: `<${id}@hookwatch>`, signal };
+    try {
+      await this.transport.sendMail(mail);
+    } catch (error) {
+      if (signal.aborted) throw new Error(`the SMTP server did not take the email within ${this.options.timeoutMs} ms`);
+      throw error;
+    }
   }
 
   close(): void {
