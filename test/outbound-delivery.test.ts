@@ -404,6 +404,66 @@ describe('outbound delivery', () => {
     assert.deepEqual(r.requests.map((req) => req.id), ids, 'in the order they were published');
   });
 
+  /** A receiver that answers after `delayMs` and records the most requests it had on the wire at once. */
+  const countingReceiver = async (delayMs: number) => {
+    const seen = { onTheWire: 0, most: 0 };
+    const r = await receiver(() => {
+      seen.onTheWire += 1;
+      seen.most = Math.max(seen.most, seen.onTheWire);
+      setTimeout(() => { seen.onTheWire -= 1; }, delayMs);
+      return { status: 200, delayMs };
+    });
+    return { r, seen };
+  };
+
+  it('keeps a resumed backlog to one delivery at a time when it is paused and resumed again meanwhile', async () => {
+    const { r, seen } = await countingReceiver(250);
+    const ep = await registerEndpoint(t, r, ['resumed.twice']);
+    const pause = async (paused: boolean) => assert.equal((await admin(t, 'patch', `/api/v1/webhooks/${ep.id}`).send({ paused })).status, 200);
+    await pause(true);
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await publish(t, 'resumed.twice', { i })).id);
+    await pause(false);
+    await waitFor('the first on the wire', () => r.requests.length === 1);
+    // Each resume would have released one more, while the first still had its end to release the next.
+    for (let i = 0; i < 3; i++) {
+      await pause(true);
+      await pause(false);
+    }
+    await waitFor('the backlog sent', () => r.answered === 4);
+    assert.equal(seen.most, 1, 'one release at a time');
+    assert.deepEqual(r.requests.map((req) => req.id), ids, 'in the order they were published');
+  });
+
+  it('starts no second release while a manual attempt holds the delivery released first', async () => {
+    // Under this suite's DELIVERY_TIMEOUT (300 ms), so the manual attempt succeeds.
+    const { r, seen } = await countingReceiver(250);
+    const ep = await registerEndpoint(t, r, ['resumed.manual']);
+    assert.equal((await admin(t, 'patch', `/api/v1/webhooks/${ep.id}`).send({ paused: true })).status, 200);
+    const ids: string[] = [];
+    const deliveries: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const published = await publish(t, 'resumed.manual', { i });
+      ids.push(published.id);
+      deliveries.push(published.deliveries[0]?.id ?? '');
+    }
+    const manual = admin(t, 'post', `/api/v1/deliveries/${deliveries[0]}/retry`).then((res) => res);
+    await waitFor('the manual attempt on the wire', () => r.requests.length === 1);
+    assert.equal((await admin(t, 'patch', `/api/v1/webhooks/${ep.id}`).send({ paused: false })).status, 200);
+    // The released job finds the manual attempt in flight and comes back a second later, again and
+    // again while it lasts; each of those returns released one more delivery before.
+    for (let i = 0; i < 2; i++) {
+      clock.advance(1000);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal((await manual).status, 200);
+    clock.advance(1000);
+    await waitFor('the backlog sent', () => r.answered === 5);
+    
+    assert.equal(seen.most, 1, 'one delivery on the wire at a time');
+    assert.deepEqual(r.requests.map((req) => req.id), ids, 'each once, in the order published');
+  });
+
   it('no longer shows a parked delivery as parked once a manual attempt delivered it', async () => {
     const r = await receiver();
     const ep = await registerEndpoint(t, r, ['manual.parked']);

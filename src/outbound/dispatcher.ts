@@ -115,6 +115,11 @@ export class Dispatcher {
       this.held.add(delivery.endpointId);
       return { outcome: 'done', persist: () => this.store.deliveries.park(delivery.id, delivery.endpointId) };
     }
+    if (delivery.status === 'pending' && this.inFlight.has(delivery.id)) {
+      // Not the job's end: it comes back once the manual attempt is recorded, and releases the next
+      // parked delivery then. Releasing now as well would start another release every second.
+      return { outcome: 'retry', runAt: this.clock.now() + 1000, error: 'a manual attempt was in progress' };
+    }
     const result = await this.runDelivery(job, delivery);
     return {
       ...result,
@@ -142,7 +147,6 @@ export class Dispatcher {
       this.store.deliveries.park(delivery.id, delivery.endpointId);
       return { outcome: 'done' };
     }
-    if (this.inFlight.has(delivery.id)) return { outcome: 'retry', runAt: this.clock.now() + 1000, error: 'a manual attempt was in progress' };
     const event = this.store.events.content(delivery.eventPk);
     if (!event) {
       const error = 'the event no longer exists';
@@ -174,8 +178,15 @@ export class Dispatcher {
     if (this.inFlight.has(delivery.id)) throw new ConflictError('an attempt of this delivery is in progress');
     const event = this.store.events.content(delivery.eventPk);
     if (!event) throw new ConflictError('the event of this delivery no longer exists');
-    const sent = await this.send(delivery, endpoint, event, 'manual', requestId, null);
-    return this.store.grouped(() => this.record(delivery, sent.outcome, endpoint, 'manual', sent.at, sent.result, sent.requestId));
+    // In flight until the attempt is recorded, not only while on the wire: the delivery's job,
+    // running between the two, would find it still pending and send it again.
+    this.inFlight.add(delivery.id);
+    try {
+      const sent = await this.send(delivery, endpoint, event, 'manual', requestId, null);
+      return await this.store.grouped(() => this.record(delivery, sent.outcome, endpoint, 'manual', sent.at, sent.result, sent.requestId));
+    } finally {
+      this.inFlight.delete(delivery.id);
+    }
   }
 
   /** POST /webhooks/:id/test: a signed test event now; nothing is stored or counted. */
@@ -213,6 +224,15 @@ export class Dispatcher {
   }
 
   /**
+   * Resuming (or re-enabling): starts releasing the backlog unless a delivery of the endpoint is
+   * already being sent or due, whose end releases the next: a pause and resume while a released
+   * delivery is on the wire would otherwise send two at once, and out of order.
+   */
+  resumeParked(endpoint: Endpoint): void {
+    if (!this.store.deliveries.releasing(endpoint.id)) this.releaseNextParked(endpoint);
+  }
+
+  /**
    * Sends one attempt and reports it (metrics, log line) as the delivery stood before it; the
    * caller records it. `outcome` is what the attempt makes of that delivery.
    */
@@ -222,8 +242,8 @@ export class Dispatcher {
   ): Promise<{ at: number; result: SendResult; requestId: string; outcome: AttemptOutcome }> {
     const rid = requestId ?? randomUUID();
     const number = delivery.attempts + 1;
-    this.inFlight.add(delivery.id);
     const counted = trigger === 'scheduled';
+    if (counted) this.inFlight.add(delivery.id);
     if (counted) this.perEndpoint.set(endpoint.id, (this.perEndpoint.get(endpoint.id) ?? 0) + 1);
     try {
       return await inSpan('webhook.deliver', { 'webhook.endpoint': endpoint.id, 'webhook.event_type': event.type, 'webhook.delivery_id': delivery.id, 'webhook.attempt': number }, async (span) => {
@@ -245,8 +265,8 @@ export class Dispatcher {
         return { at, result, requestId: rid, outcome };
       }, contextFrom(traceContext));
     } finally {
-      this.inFlight.delete(delivery.id);
       if (counted) {
+        this.inFlight.delete(delivery.id);
         const left = (this.perEndpoint.get(endpoint.id) ?? 1) - 1;
         if (left > 0) this.perEndpoint.set(endpoint.id, left);
         else this.perEndpoint.delete(endpoint.id);

@@ -137,7 +137,7 @@ export class Outbound {
       const endpoint = this.store.endpoints.update(id, patch);
       const reopened = before !== null && endpoint !== null
         && ((before.paused && !endpoint.paused) || (before.disabledAt !== null && endpoint.disabledAt === null));
-      if (endpoint && reopened) this.dispatcher.releaseNextParked(endpoint);
+      if (endpoint && reopened) this.dispatcher.resumeParked(endpoint);
       return endpoint;
     });
     if (updated) this.logger.info('endpoint updated', { request_id: requestId, endpoint: id, changed: Object.keys(patch) });

@@ -139,6 +139,10 @@ export class DeliveryStore {
         'UPDATE deliveries SET parked = 1, job_id = NULL, next_attempt_at = NULL, updated_at = @now WHERE id = @id'),
       oldestParked: db.prepare<[string], DeliveryRow>(
         "SELECT * FROM deliveries WHERE endpoint_id = ? AND parked = 1 AND status = 'pending' ORDER BY seq LIMIT 1"),
+      // Read across to the jobs table: a delivery's job is what sends it and, ending, releases the next.
+      releasing: db.prepare<[string, number], { found: number }>(
+        `SELECT 1 AS found FROM deliveries d JOIN jobs j ON j.id = d.job_id
+         WHERE d.endpoint_id = ? AND d.status = 'pending' AND d.parked = 0 AND (j.status = 'running' OR (j.status = 'pending' AND j.run_at <= ?)) LIMIT 1`),
       parkedCount: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM deliveries WHERE parked = 1 AND status = 'pending'"),
       unpark: db.prepare<{ id: string; jobId: number; now: number }>(
         'UPDATE deliveries SET parked = 0, job_id = @jobId, next_attempt_at = @now, updated_at = @now WHERE id = @id'),
@@ -239,6 +243,14 @@ export class DeliveryStore {
     const row = timed(this.timer, 'delivery_get', () => this.s.oldestParked.get(endpointId));
     if (!row) this.noneParked.add(endpointId);
     return row ? toDelivery(row) : null;
+  }
+
+  /**
+   * Whether a delivery of the endpoint has a job running or due now: its end releases the next
+   * parked delivery (see Dispatcher.releaseNextParked), so a release besides would send two at once.
+   */
+  releasing(endpointId: string): boolean {
+    return timed(this.timer, 'delivery_get', () => this.s.releasing.get(endpointId, this.clock.now())) !== undefined;
   }
 
   /** Deliveries waiting parked (behind a paused endpoint or a failing one's few slots). */
