@@ -177,7 +177,8 @@ function readSources(env: Env): Map<string, string[]> {
 function idempotencyTtl(env: Env, stripeToleranceSeconds: number | null, standardSources: boolean): number {
   const ttlMs = read(env, 'IDEMPOTENCY_TTL', duration(1000, 30 * 86_400_000), '24h');
   const floors: [number, string][] = [];
-  if (stripeToleranceSeconds !== null) floors.push([stripeToleranceSeconds * 1000, 'STRIPE_TOLERANCE_SECONDS']);
+  // A Stripe signature is accepted from its tolerance before its timestamp to as long after.
+  if (stripeToleranceSeconds !== null) floors.push([2 * stripeToleranceSeconds * 1000, 'twice STRIPE_TOLERANCE_SECONDS, its tolerance either side']);
   if (standardSources) floors.push([STANDARD_WEBHOOKS_REPLAY_WINDOW_MS, 'the Standard Webhooks tolerance, 5 minutes either side']);
   // Named after the longest, so one change of the setting is enough.
   const [floorMs, what] = floors.reduce<[number, string]>((longest, floor) => (floor[0] > longest[0] ? floor : longest), [0, '']);

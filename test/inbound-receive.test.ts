@@ -69,6 +69,20 @@ describe('receiving webhooks', () => {
     assert.deepEqual(res.body.details, [{ reason: 'expired' }]);
   });
 
+  it('rejects a Stripe signature dated past the tolerance in the future as expired, and accepts one just within it', async () => {
+    // Signed for two days ahead, a captured request would outlive the idempotency key that stops its replay.
+    const ahead = stripeEvent();
+    const res = await request(t.url).post('/webhooks/stripe').set(stripeHeaders(ahead.body, { timestamp: Math.floor(Date.now() / 1000) + 2 * 86_400 })).send(ahead.body);
+    assert.equal(res.status, 400);
+    assert.deepEqual(res.body.details, [{ reason: 'expired' }]);
+    assert.match(res.body.message, /too far in the future/);
+    const rows = t.service.store.db.prepare('SELECT count(*) AS n FROM events WHERE event_id = ?').get(ahead.id) as { n: number };
+    assert.equal(rows.n, 0, 'nothing stored');
+    const skewed = stripeEvent();
+    const ok = await request(t.url).post('/webhooks/stripe').set(stripeHeaders(skewed.body, { timestamp: Math.floor(Date.now() / 1000) + 240 })).send(skewed.body);
+    assert.equal(ok.status, 202, 'a sender clock a few minutes ahead is tolerated');
+  });
+
   it('names missing and malformed Stripe signature headers', async () => {
     const { body } = stripeEvent();
     const missing = await request(t.url).post('/webhooks/stripe').set('content-type', 'application/json').send(body);

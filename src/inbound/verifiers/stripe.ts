@@ -32,6 +32,13 @@ export class StripeVerifier implements Verifier {
       // Anything else verifyHeader throws comes from a header it could not compare.
       throw new SignatureError('malformed', 'the Stripe-Signature header could not be parsed');
     }
+    // The SDK only refuses a timestamp that is too old. One far ahead would keep a captured
+    // request valid for as long, past the idempotency key that stops its replay (IDEMPOTENCY_TTL
+    // is only required to outlast the tolerance).
+    const signedAt = headerTimestamp(header);
+    if (signedAt !== null && signedAt - Math.floor(Date.now() / 1000) > this.toleranceSeconds) {
+      throw new SignatureError('expired', 'the signature timestamp is too far in the future');
+    }
     const payload = parseEventPayload(text);
     // constructEvent refuses these too: a thin event carries no snapshot of the object.
     if (payload.object === 'v2.core.event') {
@@ -49,7 +56,7 @@ export class StripeVerifier implements Verifier {
 function classify(message: string, header: string): SignatureError {
   if (message.startsWith('Timestamp outside the tolerance zone')) return new SignatureError('expired', 'the signature timestamp is outside the tolerance window');
   // The SDK reads `t=abc` as NaN, signs the body with it and so reports a mismatch.
-  if (message.startsWith('No signatures found matching') && !hasNumericTimestamp(header)) {
+  if (message.startsWith('No signatures found matching') && headerTimestamp(header) === null) {
     return new SignatureError('malformed', 'the Stripe-Signature header has no numeric timestamp (t=)');
   }
   if (message.startsWith('No signatures found matching')) return new SignatureError('mismatch', 'no signature in Stripe-Signature matches the body');
@@ -57,8 +64,9 @@ function classify(message: string, header: string): SignatureError {
   return new SignatureError('malformed', 'the Stripe-Signature header could not be parsed');
 }
 
-/** Read as the SDK reads it: the last `t=` entry, through parseInt. */
-function hasNumericTimestamp(header: string): boolean {
+/** The signing time in seconds, read as the SDK reads it (the last `t=` entry, through parseInt); null if it has none. */
+function headerTimestamp(header: string): number | null {
   const value = header.split(',').map((part) => part.split('=')).filter(([key]) => key === 't').at(-1)?.[1];
-  return value !== undefined && !Number.isNaN(Number.parseInt(value, 10));
+  const seconds = value === undefined ? Number.NaN : Number.parseInt(value, 10);
+  return Number.isNaN(seconds) ? null : seconds;
 }
