@@ -107,6 +107,27 @@ describe('processing accepted events', () => {
     assert.equal((await admin('get', `/api/v1/dead-letters/${replayed.id}`)).status, 404);
   });
 
+  it('answers 409 to replaying or deleting a dead letter that was replayed and waits to run, and 404 to an unknown one', async () => {
+    const { id } = await send('order.broken');
+    await waitFor('dead-lettered', async () => (await statusOf(id)).status === 'dead_letter');
+    const entry = ((await admin('get', '/api/v1/dead-letters')).body.data as { id: number; ref: string }[]).find((d) => d.ref === id);
+    assert.ok(entry);
+    // As after a replay, with the job waiting behind a backlog.
+    const setJob = (status: string, runAt: number) => t.service.store.db.prepare('UPDATE jobs SET status = ?, run_at = ? WHERE id = ?').run(status, runAt, entry.id);
+    setJob('pending', Date.now() + 3_600_000);
+    try {
+      const replay = await admin('post', `/api/v1/dead-letters/${entry.id}/replay`);
+      assert.equal(replay.status, 409);
+      assert.match(replay.body.message, /is not dead-lettered \(it is pending\)/);
+      assert.equal((await admin('delete', `/api/v1/dead-letters/${entry.id}`)).status, 409);
+      assert.equal((await admin('get', `/api/v1/dead-letters/${entry.id}`)).status, 404, 'not shown as a dead letter');
+    } finally {
+      setJob('dead', Date.now());
+    }
+    assert.equal((await admin('delete', `/api/v1/dead-letters/${entry.id}`)).status, 204);
+    assert.equal((await admin('post', '/api/v1/dead-letters/99999999/replay')).status, 404);
+  });
+
   it('dead-letters a job whose temporary errors exhaust the attempts', async () => {
     const { id } = await send('order.always-busy');
     const shown = await waitFor('exhausted', async () => { const s = await statusOf(id); return s.status === 'dead_letter' ? s : undefined; }, 30_000);

@@ -53,15 +53,22 @@ export function deadLettersRouter(jobs: JobQueue, hooks: ReadonlyMap<string, Dea
     res.json(present(findDead(req.params.id)));
   });
 
+  /** For a change: a job that is there but not dead (replayed and waiting or running) is a conflict, not unknown. */
+  const findDeadToChange = (raw: string): Job => {
+    const job = jobs.get(parseWith(jobId, raw, 'dead-letter id'));
+    if (job && job.status !== 'dead') throw new HttpError(409, 'conflict', `job ${job.id} is not dead-lettered (it is ${job.status}): it was replayed already`);
+    return findDead(raw);
+  };
+
   router.post('/dead-letters/:id/replay', (req, res) => {
-    const job = findDead(req.params.id);
+    const job = findDeadToChange(req.params.id);
     if (!jobs.replay(job.id)) throw new HttpError(409, 'conflict', `job ${job.id} is no longer dead-lettered`);
     hooks.get(job.kind)?.replayed(job);
     res.status(202).json({ replayed: true, id: job.id });
   });
 
   router.delete('/dead-letters/:id', (req, res) => {
-    const job = findDead(req.params.id);
+    const job = findDeadToChange(req.params.id);
     if (!jobs.deleteDead(job.id)) throw new HttpError(409, 'conflict', `job ${job.id} is no longer dead-lettered`);
     res.status(204).end();
   });
