@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { z } from 'zod';
-import { API_SOURCE } from './event-types.js';
+import { API_SOURCE, EVENT_TYPE } from './event-types.js';
 import { parseRetrySchedule, type RetrySchedule } from './outbound/retry-schedule.js';
 import { USER_INFO_PROBLEM, userInfoDecodes } from './outbound/sendable-url.js';
 import { displayUrl } from './telemetry/outage.js';
@@ -152,14 +152,28 @@ const RESERVED_SOURCES: ReadonlyMap<string, string> = new Map([
   ['unknown', 'the source name unknown is reserved: metrics count requests to unconfigured sources under it'],
 ]);
 
+/** Each entry becomes a metric label value: an event type as events carry it, and `other` is taken. */
+function readAllowlist(text: string): string[] {
+  const types = text.split(',').map((type) => type.trim()).filter(Boolean);
+  if (types.length === 0) throw new ConfigError('EVENT_TYPE_ALLOWLIST', 'lists no event type (give a comma list such as order.created,order.updated, or unset it for the built-in list)');
+  const bad = types.find((type) => !EVENT_TYPE.test(type) || type === 'other');
+  if (bad !== undefined) throw new ConfigError('EVENT_TYPE_ALLOWLIST', `"${bad}" is not an event type (letters, digits, _ : - in dot-separated parts; other is reserved for the types not listed)`);
+  return [...new Set(types)];
+}
+
 function readSources(env: Env): Map<string, string[]> {
   const sources = new Map<string, string[]>();
+  const namedBy = new Map<string, string>();
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('WEBHOOK_SECRET_') || !value) continue;
     const source = name.slice('WEBHOOK_SECRET_'.length).toLowerCase().replaceAll('_', '-');
     if (!sourceName.test(source)) throw new ConfigError(name, 'the source name must be letters, digits, _ or -');
     const reserved = RESERVED_SOURCES.get(source);
     if (reserved) throw new ConfigError(name, reserved);
+    // WEBHOOK_SECRET_GITHUB and WEBHOOK_SECRET_github (or _A_B and _A-B) name one source: one would silently win.
+    const other = namedBy.get(source);
+    if (other !== undefined) throw new ConfigError(name, `names the same source (${source}) as ${other}; keep one of the two`);
+    namedBy.set(source, name);
     // Several secrets separated by spaces or commas: the old and the new during a key rotation.
     const secrets = value.split(/[\s,]+/).filter(Boolean).map((secret) => read({ [name]: secret }, name, whsecSecret, undefined, 'hidden'));
     // Only separators (a quoted blank, a stray comma): a source without a secret would verify nothing.
@@ -242,9 +256,7 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownTimeoutMs: read(env, 'SHUTDOWN_TIMEOUT', duration(0, 600_000), '10s'),
     requestTimeoutMs: read(env, 'REQUEST_TIMEOUT', duration(1000, 600_000), '30s'),
     handlersModule: env.HANDLERS_MODULE ? path.resolve(env.HANDLERS_MODULE) : null,
-    eventTypeAllowlist: env.EVENT_TYPE_ALLOWLIST
-      ? env.EVENT_TYPE_ALLOWLIST.split(',').map((t) => t.trim()).filter(Boolean)
-      : DEFAULT_EVENT_TYPES,
+    eventTypeAllowlist: env.EVENT_TYPE_ALLOWLIST ? readAllowlist(env.EVENT_TYPE_ALLOWLIST) : DEFAULT_EVENT_TYPES,
     telemetry: {
       serviceName: read(env, 'OTEL_SERVICE_NAME', z.string().min(1), 'hookwatch'),
       environment: read(env, 'DEPLOYMENT_ENVIRONMENT', z.string().min(1), 'development'),

@@ -5,7 +5,7 @@ import { deadLettersRouter, type DeadLetterHooks } from './api/dead-letters.js';
 import { healthRouter, type HealthCheck } from './api/health.js';
 import { createApp } from './app.js';
 import { systemClock, type Clock } from './clock.js';
-import type { Config } from './config.js';
+import { ConfigError, type Config } from './config.js';
 import { AcceptService, PROCESS_EVENT_JOB } from './inbound/accept.js';
 import { HandlerRegistry } from './inbound/handlers.js';
 import { EventProcessor } from './inbound/processor.js';
@@ -18,6 +18,7 @@ import { WorkerPool } from './jobs/worker.js';
 import { deliveriesRouter, eventDeliveriesExtension } from './api/deliveries.js';
 import { webhooksRouter } from './api/webhooks.js';
 import { Outbound } from './outbound/outbound.js';
+import { FORWARD_HANDLER } from './outbound/publisher.js';
 import { Store } from './store/store.js';
 import { createLogger, type Logger } from './telemetry/logger.js';
 import { Metrics, QUEUES, type QueueName } from './telemetry/metrics.js';
@@ -72,6 +73,9 @@ export async function createService(config: Config, options: ServiceOptions = {}
 
   const registry = new HandlerRegistry();
   await options.registerHandlers?.(registry);
+  if (registry.has(FORWARD_HANDLER)) {
+    throw new ConfigError('HANDLERS_MODULE', `registers a handler named ${FORWARD_HANDLER}, the name of the built-in handler that forwards events to endpoints; give it another name`);
+  }
 
   const accept = new AcceptService(store, jobs, metrics, logger, { idempotencyTtlMs: config.idempotencyTtlMs, maxAttempts: config.worker.maxAttempts });
   const processor = new EventProcessor(store, registry, metrics, logger, clock, {

@@ -151,6 +151,22 @@ describe('configuration', () => {
     }
   });
 
+  it('refuses two WEBHOOK_SECRET_ variables that name one source, which would leave one secret unused', () => {
+    const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+    for (const [first, second] of [['WEBHOOK_SECRET_GITHUB', 'WEBHOOK_SECRET_github'], ['WEBHOOK_SECRET_MY_SHOP', 'WEBHOOK_SECRET_MY-SHOP']] as const) {
+      const error = failure({ [first]: secret, [second]: 'whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD' });
+      assert.equal(error.variable, second);
+      assert.equal(error.message, `${second}: names the same source (${first.slice('WEBHOOK_SECRET_'.length).toLowerCase().replaceAll('_', '-')}) as ${first}; keep one of the two`);
+    }
+  });
+
+  it('refuses an EVENT_TYPE_ALLOWLIST with no type or with something no event type looks like', () => {
+    assert.match(failure({ EVENT_TYPE_ALLOWLIST: ' , ,' }).message, /^EVENT_TYPE_ALLOWLIST: lists no event type/);
+    assert.match(failure({ EVENT_TYPE_ALLOWLIST: 'order.created,a b' }).message, /^EVENT_TYPE_ALLOWLIST: "a b" is not an event type/);
+    assert.match(failure({ EVENT_TYPE_ALLOWLIST: 'order.created,other' }).message, /^EVENT_TYPE_ALLOWLIST: "other" is not an event type.*reserved/);
+    assert.deepEqual(loadConfig({ EVENT_TYPE_ALLOWLIST: 'order.created, order.updated,order.created' }).eventTypeAllowlist, ['order.created', 'order.updated']);
+  });
+
   it('refuses a source named api: published events are stored under it', () => {
     // Inbound and published events would share (source, event id) idempotency keys.
     const error = failure({ WEBHOOK_SECRET_API: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' });
@@ -235,6 +251,10 @@ describe('configuration', () => {
       assert.equal(own.status, 1);
       assert.match(own.stderr, /no access to the billing API/);
       assert.doesNotMatch(own.stderr, /invalid configuration/);
+      // Taking the built-in forwarder's name, though, is a setting's mistake, not the module's failure.
+      const clashing = path.join(tempDir('hookwatch-config-'), 'clashing.mjs');
+      fs.writeFileSync(clashing, "export function register(registry) { registry.register('*', 'outbound.forward', () => {}); }\n");
+      cases.push([{ HANDLERS_MODULE: clashing }, /^hookwatch: invalid configuration: HANDLERS_MODULE: registers a handler named outbound\.forward, the name of the built-in handler/]);
       for (const [env, message] of cases) {
         const result = start({ PORT: '0', HOST: '127.0.0.1', ...env });
         assert.equal(result.status, 1, JSON.stringify(env));

@@ -53,6 +53,10 @@ export class HandlerRegistry {
     return this.handlers.filter(({ pattern }) => typeMatches(pattern, type));
   }
 
+  has(name: string): boolean {
+    return this.handlers.some((h) => h.name === name);
+  }
+
   get size(): number {
     return this.handlers.length;
   }
