@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import type { HandlerRegistry } from './inbound/handlers.js';
 import { writeJsonError } from './http/error-handler.js';
 import { HttpError } from './http/errors.js';
+import { listenUrl } from './http/listen-url.js';
 import { requestIdOf } from './http/request-id.js';
 import { createService } from './service.js';
 import { StoreOpenError } from './store/store.js';
@@ -81,8 +82,7 @@ async function main(): Promise<void> {
     server.once('error', (error) => reject(listenError(error, config)));
   });
   const { port } = server.address() as AddressInfo;
-  const shown = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
-  logger.info(`hookwatch listening on http://${shown}:${port}`, {
+  logger.info(`hookwatch listening on ${listenUrl(config.host, port)}`, {
     port,
     host: config.host,
     data_dir: config.dataDir,

@@ -5,6 +5,7 @@ import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { listenUrl } from '../src/http/listen-url.js';
 import { parseRetrySchedule } from '../src/outbound/retry-schedule.js';
 import { displayUrl } from '../src/telemetry/outage.js';
 import { tempDir } from './helpers/service.js';
@@ -207,6 +208,20 @@ describe('configuration', () => {
     assert.ok(performance.now() - started < 1000, 'refused without allocating the schedule');
     assert.throws(() => parseRetrySchedule('exp:1s*1x51'), /at most 50 retries/);
     assert.equal(parseRetrySchedule('exp:1s*1x50').length, 50);
+  });
+
+  it('prints the URL it listens on as one that can be opened, IPv6 in brackets', () => {
+    assert.equal(listenUrl('127.0.0.1', 3000), 'http://127.0.0.1:3000');
+    assert.equal(listenUrl('0.0.0.0', 3000), 'http://127.0.0.1:3000');
+    assert.equal(listenUrl('::1', 3000), 'http://[::1]:3000');
+    assert.equal(listenUrl('::', 3000), 'http://[::1]:3000');
+    assert.equal(listenUrl('hookwatch.internal', 80), 'http://hookwatch.internal:80');
+  });
+
+  it('reads a bare duration as seconds and a bare size as bytes, as the README says', () => {
+    const config = loadConfig({ JOB_LEASE: '30', BODY_LIMIT: '2048' });
+    assert.equal(config.worker.leaseMs, 30_000);
+    assert.equal(config.bodyLimitBytes, 2048);
   });
 
   it('parses retry schedules as a list or an exponential form', () => {

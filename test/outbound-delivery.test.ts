@@ -39,6 +39,7 @@ describe('outbound delivery', () => {
     const cases: [Record<string, unknown>, string][] = [
       [{ url: 'ftp://example.com/hook', events: ['*'] }, 'url'],
       [{ url: 'not a url', events: ['*'] }, 'url'],
+      [{ url: 'https://example.com:0/hook', events: ['*'] }, 'url'],
       [{ url: 'https://example.com/hook', events: [] }, 'events'],
       [{ url: 'https://example.com/hook', events: 'order.created' }, 'events'],
       [{ url: 'https://example.com/hook', events: ['*'], owner_emails: ['nobody'] }, 'owner_emails.0'],

@@ -11,7 +11,10 @@ import type { Store } from '../store/store.js';
 import { presentDelivery } from './deliveries.js';
 import { decodeCursor, encodeCursor, limitParam, parseWith, queryOf } from './query.js';
 
-const urlField = z.string().trim().max(2048).pipe(z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' }).refine(userInfoDecodes, USER_INFO_PROBLEM));
+// Port 0 parses as a URL, but nothing can be sent to it. (Refinements run after a failed check too.)
+const notPortZero = (url: string): boolean => !URL.canParse(url) || new URL(url).port !== '0';
+const urlField = z.string().trim().max(2048).pipe(z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' })
+  .refine(userInfoDecodes, USER_INFO_PROBLEM).refine(notPortZero, 'port 0 cannot be sent to'));
 const eventsField = z.array(z.string().trim().regex(EVENT_PATTERN, 'must be an event type, a prefix such as invoice.*, or *')).min(1, 'subscribe to at least one event type (* for all)').max(100);
 const ownersField = z.array(z.email('must be an email address')).max(20);
 const descriptionField = z.string().max(500);
