@@ -83,6 +83,24 @@ describe('receiving webhooks', () => {
     assert.equal(ok.status, 202, 'a sender clock a few minutes ahead is tolerated');
   });
 
+  it('takes a webhook sent with an absolute-form request target, as a forward proxy sends it', async () => {
+    const { id, body } = stripeEvent();
+    const { port } = new URL(t.url);
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      // path: the whole URL, so the request line reads POST http://127.0.0.1:PORT/webhooks/stripe HTTP/1.1.
+      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: `${t.url}/webhooks/stripe`, headers: { ...stripeHeaders(body), 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => { text += chunk.toString(); });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    assert.equal(answer.status, 202, answer.body);
+    const rows = t.service.store.db.prepare('SELECT count(*) AS n FROM events WHERE event_id = ?').get(id) as { n: number };
+    assert.equal(rows.n, 1);
+  });
+
   it('names missing and malformed Stripe signature headers', async () => {
     const { body } = stripeEvent();
     const missing = await request(t.url).post('/webhooks/stripe').set('content-type', 'application/json').send(body);

@@ -30,13 +30,20 @@ const CLIENT_CLOSED = 499;
 /** The source named by a POST /webhooks/:source request, or null for every other request. */
 export function ingestSource(req: IncomingMessage): string | null {
   if (req.method !== 'POST') return null;
-  const match = INGEST_PATH.exec(req.url ?? '');
+  const match = INGEST_PATH.exec(originForm(req.url ?? ''));
   if (!match) return null;
   try {
     return decodeURIComponent(match[1] as string);
   } catch {
     return match[1] as string;
   }
+}
+
+/** The path and query of an absolute-form request target (`POST http://host/webhooks/x`, as proxies send). */
+function originForm(url: string): string {
+  if (url.startsWith('/') || !URL.canParse(url)) return url;
+  const parsed = new URL(url);
+  return parsed.pathname + parsed.search;
 }
 
 function errorType(error: HttpError): InboundErrorType {
