@@ -152,6 +152,11 @@ describe('outbound delivery', () => {
       .send(`{"type":"deep.thing","data":${'['.repeat(depth)}${']'.repeat(depth)}}`);
     assert.equal(deep.status, 400, JSON.stringify(deep.body));
     assert.deepEqual(deep.body.details, [{ field: 'data', problem: 'nested too deeply to store' }]);
+    // Read as Infinity, it would be stored and sent as null.
+    const huge = await admin(t, 'post', '/api/v1/events').set('content-type', 'application/json').send('{"type":"huge.thing","id":"huge-1","data":{"n":1e400}}');
+    assert.equal(huge.status, 400, JSON.stringify(huge.body));
+    assert.deepEqual(huge.body.details, [{ field: 'data', problem: 'holds a number too large to store (send it as a string)' }]);
+    assert.equal(t.service.store.events.findByKey('api', 'huge-1'), null, 'nothing stored');
   });
 
   it('forwards processed inbound events to subscribed endpoints', async () => {

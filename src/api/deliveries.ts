@@ -66,15 +66,25 @@ const publishBody = z.object({
   id: z.string().trim().min(1).max(255).optional(),
 }).strict();
 
-/** `data` as the JSON text to store; JSON.parse takes nesting that JSON.stringify cannot write back. */
+/**
+ * `data` as the JSON text to store. JSON.parse takes what JSON.stringify cannot write back as it
+ * came: nesting too deep to write at all, and a number too large for a double (1e400), which it
+ * reads as Infinity and JSON.stringify would write as null.
+ */
 function dataText(data: unknown): string {
   try {
-    return JSON.stringify(data);
+    return JSON.stringify(data, (_key, value: unknown) => {
+      if (typeof value === 'number' && !Number.isFinite(value)) throw new NonFiniteNumber();
+      return value;
+    });
   } catch (error) {
+    if (error instanceof NonFiniteNumber) throw badRequest('invalid_request', 'the body is not valid', [{ field: 'data', problem: 'holds a number too large to store (send it as a string)' }]);
     if (!(error instanceof RangeError)) throw error;
     throw badRequest('invalid_request', 'the body is not valid', [{ field: 'data', problem: 'nested too deeply to store' }]);
   }
 }
+
+class NonFiniteNumber extends Error {}
 
 /** Publishing (POST /events) and single deliveries (show, manual retry). */
 export function deliveriesRouter(store: Store, outbound: Outbound): Router {
