@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import net from 'node:net';
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, it } from 'node:test';
@@ -114,6 +115,54 @@ describe('graceful shutdown', () => {
     } finally {
       socket.destroy();
       await service.kill('SIGKILL');
+    }
+  });
+
+  it('does not count or log a delivery attempt cut off by shutdown as the endpoint failing, and sends it again after the restart', async () => {
+    const dir = tempDir('hookwatch-term-delivery-');
+    let answering = false;
+    const arrived: string[] = [];
+    // Holds the first request until the service goes away; answers once told to.
+    const endpoint = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => { body += chunk.toString(); });
+      req.on('end', () => {
+        arrived.push(body);
+        if (answering) res.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(endpoint.address() as AddressInfo).port}/hook`;
+    const env = { DATA_DIR: path.join(dir, 'data'), ADMIN_TOKEN, ALLOW_PRIVATE_DESTINATIONS: 'true', SHUTDOWN_TIMEOUT: '1s', DELIVERY_TIMEOUT: '30s' };
+    const admin = (base: string, method: string, route: string, body?: unknown) =>
+      fetch(`${base}${route}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const first = await spawnService(env);
+    let second: Awaited<ReturnType<typeof spawnService>> | undefined;
+    try {
+      assert.equal((await admin(first.url, 'POST', '/api/v1/webhooks', { url, events: ['order.*'] })).status, 201);
+      const published = await (await admin(first.url, 'POST', '/api/v1/events', { type: 'order.created', data: { n: 1 } })).json() as { deliveries: { id: string }[] };
+      const deliveryId = published.deliveries[0]?.id ?? '';
+      await waitFor('the attempt on the wire', () => arrived.length === 1);
+      first.proc.kill('SIGTERM');
+      assert.equal(await first.exited, 0, first.output.join('\n'));
+      const lines = first.output.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
+      assert.ok(lines.some((line) => line.message === 'delivery attempt cut off by shutdown; it is sent again after the restart' && line.delivery_id === deliveryId));
+      assert.deepEqual(lines.filter((line) => line.message === 'delivery attempt'), [], 'no failed attempt logged');
+      assert.deepEqual(lines.filter((line) => line.level === 'warn' || line.level === 'error').map((line) => line.message), []);
+
+      answering = true;
+      second = await spawnService(env);
+      const delivered = await waitFor('delivered after the restart', async () => {
+        const shown = await (await admin(second!.url, 'GET', `/api/v1/deliveries/${deliveryId}`)).json() as { status: string; attempts: number };
+        return shown.status === 'delivered' ? shown : undefined;
+      }, 30_000);
+      assert.equal(delivered.attempts, 1, 'the cut-off attempt was not recorded');
+      assert.equal(arrived.length, 2);
+    } finally {
+      await first.kill('SIGKILL');
+      await second?.kill('SIGKILL');
+      endpoint.closeAllConnections();
+      await new Promise<void>((resolve) => endpoint.close(() => resolve()));
     }
   });
 

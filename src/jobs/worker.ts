@@ -294,7 +294,9 @@ export class WorkerPool implements JobHandoff {
         if (kept) result.persist?.();
         return kept;
       });
-      if (!held) this.options.logger.warn('job lease was lost before its result was saved', { job_id: job.id, kind: job.kind });
+      // Given back by stop() past the shutdown deadline: the job runs again after the restart.
+      if (!held && this.stopped) this.options.logger.info('job given back at shutdown; its result is not saved and it runs again', { job_id: job.id, kind: job.kind });
+      else if (!held) this.options.logger.warn('job lease was lost before its result was saved', { job_id: job.id, kind: job.kind });
     } catch (error) {
       this.options.logger.error('saving a job result failed; the job will run again once its lease runs out', { job_id: job.id, kind: job.kind, error: (error as Error).message });
     }

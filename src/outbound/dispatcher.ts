@@ -67,6 +67,8 @@ export class Dispatcher {
   private readonly failing = new Set<string>();
   /** Endpoints with deliveries parked for failing (see releaseNextParked). */
   private readonly held = new Set<string>();
+  /** Set as shutdown cuts off the attempts still on the wire (see stopping()). */
+  private cuttingOff = false;
 
   constructor(
     private readonly store: Store,
@@ -78,6 +80,15 @@ export class Dispatcher {
     private readonly notifier: Notifier,
     private readonly options: DispatcherOptions,
   ) {}
+
+  /**
+   * Called before shutdown closes the connections of attempts still on the wire: their jobs have
+   * been given back and are sent again after the restart, so their failure is not the endpoint's
+   * and is neither counted nor logged as one.
+   */
+  stopping(): void {
+    this.cuttingOff = true;
+  }
 
   get maxAttempts(): number {
     return this.options.retrySchedule.length + 1;
@@ -252,6 +263,12 @@ export class Dispatcher {
         const result = await this.post(endpoint, event.id, body, span, rid);
         span.setAttribute('http.response.status_code', result.statusCode ?? 0);
         const outcome = this.decide(delivery, trigger, result);
+        if (this.cuttingOff && counted && !result.ok) {
+          this.logger.info('delivery attempt cut off by shutdown; it is sent again after the restart', {
+            request_id: rid, endpoint: endpoint.id, delivery_id: delivery.id, event_id: event.eventId, attempt: number, error: result.error,
+          });
+          return { at, result, requestId: rid, outcome };
+        }
         if (result.ok) this.failing.delete(endpoint.id);
         else this.failing.add(endpoint.id);
         this.metrics.deliveryAttempted(endpoint.id, { ok: result.ok, reason: result.reason ?? undefined, retry: number > 1 }, result.durationMs / 1000);

@@ -115,6 +115,7 @@ export class Outbound {
   async stop(deadlineMs: number): Promise<{ unfinished: number }> {
     const [deliveries, notifications] = await Promise.all([this.pool.stop(deadlineMs), this.notificationPool.stop(deadlineMs)]);
     this.notifier.close();
+    this.dispatcher.stopping();
     this.sender.close();
     return { unfinished: deliveries.unfinished + notifications.unfinished };
   }
