@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { z } from 'zod';
-import { API_SOURCE, EVENT_TYPE } from './event-types.js';
+import { API_SOURCE } from './event-types.js';
 import { parseRetrySchedule, type RetrySchedule } from './outbound/retry-schedule.js';
 import { USER_INFO_PROBLEM, userInfoDecodes } from './outbound/sendable-url.js';
 import { displayUrl } from './telemetry/outage.js';
@@ -152,12 +152,17 @@ const RESERVED_SOURCES: ReadonlyMap<string, string> = new Map([
   ['unknown', 'the source name unknown is reserved: metrics count requests to unconfigured sources under it'],
 ]);
 
-/** Each entry becomes a metric label value: an event type as events carry it, and `other` is taken. */
+/**
+ * Each entry becomes a metric label value. Inbound events may carry any type up to 255
+ * characters (Shopify's orders/create as much as Stripe's charge.succeeded), so only what no
+ * event could carry is refused, and `other`, the label of the types not listed.
+ */
 function readAllowlist(text: string): string[] {
   const types = text.split(',').map((type) => type.trim()).filter(Boolean);
   if (types.length === 0) throw new ConfigError('EVENT_TYPE_ALLOWLIST', 'lists no event type (give a comma list such as order.created,order.updated, or unset it for the built-in list)');
-  const bad = types.find((type) => !EVENT_TYPE.test(type) || type === 'other');
-  if (bad !== undefined) throw new ConfigError('EVENT_TYPE_ALLOWLIST', `"${bad}" is not an event type (letters, digits, _ : - in dot-separated parts; other is reserved for the types not listed)`);
+  if (types.includes('other')) throw new ConfigError('EVENT_TYPE_ALLOWLIST', 'other is reserved: it is the label of the event types not listed');
+  const long = types.find((type) => type.length > 255);
+  if (long !== undefined) throw new ConfigError('EVENT_TYPE_ALLOWLIST', `"${long.slice(0, 40)}…" is longer than the 255 characters an event type may have`);
   return [...new Set(types)];
 }
 
@@ -196,6 +201,8 @@ function idempotencyTtl(env: Env, stripeToleranceSeconds: number | null, standar
   if (standardSources) floors.push([STANDARD_WEBHOOKS_REPLAY_WINDOW_MS, 'the Standard Webhooks tolerance, 5 minutes either side']);
   // Named after the longest, so one change of the setting is enough.
   const [floorMs, what] = floors.reduce<[number, string]>((longest, floor) => (floor[0] > longest[0] ? floor : longest), [0, '']);
+  // Unset, it covers a longer tolerance by itself: the 24 h default is not the operator's choice.
+  if (ttlMs < floorMs && !env.IDEMPOTENCY_TTL) return floorMs;
   if (ttlMs < floorMs) {
     throw new ConfigError('IDEMPOTENCY_TTL', `must be at least ${floorMs / 1000} s (${what}): a signed request stays acceptable that long, and an event id forgotten sooner lets it be replayed (got ${ttlMs / 1000} s)`);
   }

@@ -118,7 +118,7 @@ describe('processing accepted events', () => {
     try {
       const replay = await admin('post', `/api/v1/dead-letters/${entry.id}/replay`);
       assert.equal(replay.status, 409);
-      assert.match(replay.body.message, /is not dead-lettered \(it is pending\)/);
+      assert.match(replay.body.message, /^job \d+ is pending, not dead-lettered/);
       assert.equal((await admin('delete', `/api/v1/dead-letters/${entry.id}`)).status, 409);
       assert.equal((await admin('get', `/api/v1/dead-letters/${entry.id}`)).status, 404, 'not shown as a dead letter');
     } finally {

@@ -53,10 +53,10 @@ export function deadLettersRouter(jobs: JobQueue, hooks: ReadonlyMap<string, Dea
     res.json(present(findDead(req.params.id)));
   });
 
-  /** For a change: a job that is there but not dead (replayed and waiting or running) is a conflict, not unknown. */
+  /** For a change: a job that is there but not dead (replayed already, or never dead) is a conflict, not unknown. */
   const findDeadToChange = (raw: string): Job => {
     const job = jobs.get(parseWith(jobId, raw, 'dead-letter id'));
-    if (job && job.status !== 'dead') throw new HttpError(409, 'conflict', `job ${job.id} is not dead-lettered (it is ${job.status}): it was replayed already`);
+    if (job && job.status !== 'dead') throw new HttpError(409, 'conflict', `job ${job.id} is ${job.status}, not dead-lettered: only a dead letter can be replayed or deleted`);
     return findDead(raw);
   };
 

@@ -58,6 +58,8 @@ export function messageBody(type: string, timestamp: number, data: string): stri
 export class Dispatcher {
   /** Deliveries with an attempt in flight in this process; a manual retry waits its turn. */
   private readonly inFlight = new Set<string>();
+  /** Manual attempts until they are recorded, by delivery: the delivery's job waits for its own. */
+  private readonly manualAttempts = new Map<string, Promise<unknown>>();
   /**
    * Scheduled attempts in flight per endpoint: each has a job whose end releases a parked
    * delivery, which a manual attempt has not.
@@ -126,10 +128,13 @@ export class Dispatcher {
       this.held.add(delivery.endpointId);
       return { outcome: 'done', persist: () => this.store.deliveries.park(delivery.id, delivery.endpointId) };
     }
-    if (delivery.status === 'pending' && this.inFlight.has(delivery.id)) {
-      // Not the job's end: it comes back once the manual attempt is recorded, and releases the next
-      // parked delivery then. Releasing now as well would start another release every second.
-      return { outcome: 'retry', runAt: this.clock.now() + 1000, error: 'a manual attempt was in progress' };
+    const manual = this.manualAttempts.get(delivery.id);
+    if (manual) {
+      // The job waits for the manual attempt (DELIVERY_TIMEOUT at most) and goes on from the
+      // delivery as that left it. Running all the while, it shows a resume that the backlog is
+      // being released, and it releases the next parked delivery once, when it ends.
+      await manual.catch(() => undefined);
+      return this.run(job);
     }
     const result = await this.runDelivery(job, delivery);
     return {
@@ -192,11 +197,16 @@ export class Dispatcher {
     // In flight until the attempt is recorded, not only while on the wire: the delivery's job,
     // running between the two, would find it still pending and send it again.
     this.inFlight.add(delivery.id);
-    try {
+    const attempt = (async () => {
       const sent = await this.send(delivery, endpoint, event, 'manual', requestId, null);
-      return await this.store.grouped(() => this.record(delivery, sent.outcome, endpoint, 'manual', sent.at, sent.result, sent.requestId));
+      return this.store.grouped(() => this.record(delivery, sent.outcome, endpoint, 'manual', sent.at, sent.result, sent.requestId));
+    })();
+    this.manualAttempts.set(delivery.id, attempt);
+    try {
+      return await attempt;
     } finally {
       this.inFlight.delete(delivery.id);
+      this.manualAttempts.delete(delivery.id);
     }
   }
 
