@@ -56,9 +56,13 @@ export function messageBody(type: string, timestamp: number, data: string): stri
  * by webhook-id, which is the event's id on every attempt).
  */
 export class Dispatcher {
-  /** Deliveries with an attempt in flight in this process; a manual retry waits its turn. */
+  /** Deliveries with a scheduled attempt on the wire in this process; a manual retry waits its turn. */
   private readonly inFlight = new Set<string>();
-  /** Manual attempts until they are recorded, by delivery: the delivery's job waits for its own. */
+  /**
+   * Manual attempts until they are recorded, not only while on the wire, by delivery: the
+   * delivery's job waits for its own (run between the two, it would find the delivery still
+   * pending and send it again), and a second manual retry is refused meanwhile.
+   */
   private readonly manualAttempts = new Map<string, Promise<unknown>>();
   /**
    * Scheduled attempts in flight per endpoint: each has a job whose end releases a parked
@@ -191,12 +195,9 @@ export class Dispatcher {
     const endpoint = this.store.endpoints.get(delivery.endpointId);
     if (!endpoint) throw new ConflictError(`endpoint ${delivery.endpointId} was deleted`);
     if (endpoint.disabledAt !== null) throw new ConflictError(`endpoint ${endpoint.id} is disabled; re-enable it first`);
-    if (this.inFlight.has(delivery.id)) throw new ConflictError('an attempt of this delivery is in progress');
+    if (this.inFlight.has(delivery.id) || this.manualAttempts.has(delivery.id)) throw new ConflictError('an attempt of this delivery is in progress');
     const event = this.store.events.content(delivery.eventPk);
     if (!event) throw new ConflictError('the event of this delivery no longer exists');
-    // In flight until the attempt is recorded, not only while on the wire: the delivery's job,
-    // running between the two, would find it still pending and send it again.
-    this.inFlight.add(delivery.id);
     const attempt = (async () => {
       const sent = await this.send(delivery, endpoint, event, 'manual', requestId, null);
       return this.store.grouped(() => this.record(delivery, sent.outcome, endpoint, 'manual', sent.at, sent.result, sent.requestId));
@@ -205,7 +206,6 @@ export class Dispatcher {
     try {
       return await attempt;
     } finally {
-      this.inFlight.delete(delivery.id);
       this.manualAttempts.delete(delivery.id);
     }
   }
@@ -264,8 +264,10 @@ export class Dispatcher {
     const rid = requestId ?? randomUUID();
     const number = delivery.attempts + 1;
     const counted = trigger === 'scheduled';
-    if (counted) this.inFlight.add(delivery.id);
-    if (counted) this.perEndpoint.set(endpoint.id, (this.perEndpoint.get(endpoint.id) ?? 0) + 1);
+    if (counted) {
+      this.inFlight.add(delivery.id);
+      this.perEndpoint.set(endpoint.id, (this.perEndpoint.get(endpoint.id) ?? 0) + 1);
+    }
     try {
       return await inSpan('webhook.deliver', { 'webhook.endpoint': endpoint.id, 'webhook.event_type': event.type, 'webhook.delivery_id': delivery.id, 'webhook.attempt': number }, async (span) => {
         const at = this.clock.now();
