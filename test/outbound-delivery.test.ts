@@ -469,6 +469,20 @@ describe('outbound delivery', () => {
     assert.deepEqual(r.requests.map((req) => req.id), ids, 'each once, in the order published');
   });
 
+  it('refuses a second manual retry while the first is still under way', async () => {
+    const { r } = await countingReceiver(200);
+    const ep = await registerEndpoint(t, r, ['manual.twice']);
+    assert.equal((await admin(t, 'patch', `/api/v1/webhooks/${ep.id}`).send({ paused: true })).status, 200);
+    const id = (await publish(t, 'manual.twice', {})).deliveries[0]?.id ?? '';
+    const first = admin(t, 'post', `/api/v1/deliveries/${id}/retry`).then((res) => res);
+    await waitFor('the first on the wire', () => r.requests.length === 1);
+    const second = await admin(t, 'post', `/api/v1/deliveries/${id}/retry`);
+    assert.equal(second.status, 409);
+    assert.match(second.body.message, /an attempt of this delivery is in progress/);
+    assert.equal((await first).status, 200);
+    assert.equal(r.requests.length, 1, 'sent once');
+  });
+
   it('no longer shows a parked delivery as parked once a manual attempt delivered it', async () => {
     const r = await receiver();
     const ep = await registerEndpoint(t, r, ['manual.parked']);
