@@ -616,6 +616,47 @@ describe('outbound delivery', () => {
     assert.throws(() => new Webhook(ep.secret).verify(later.body, later.headers as Record<string, string>));
   });
 
+  it('keeps signing with a secret through its own 24 hours when a second rotation follows within them', async () => {
+    const r = await receiver();
+    const ep = await registerEndpoint(t, r, ['rerotate.thing']);
+    const first = ep.secret as string;
+    const second = (await admin(t, 'post', `/api/v1/webhooks/${ep.id}/rotate-secret`)).body.secret as string;
+    clock.advance(60 * MINUTE);
+    const rotated = await admin(t, 'post', `/api/v1/webhooks/${ep.id}/rotate-secret`);
+    assert.equal(rotated.status, 200);
+    const third = rotated.body.secret as string;
+    assert.equal(rotated.body.earlier_secrets_expire_at.length, 1, 'the first secret is listed with its own expiry');
+    const verifies = (secret: string, message: { body: string; headers: Record<string, unknown> }) => {
+      try {
+        new Webhook(secret).verify(message.body, message.headers as Record<string, string>);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+
+    await publish(t, 'rerotate.thing', {});
+    await waitFor('delivered', () => r.requests.length === 1);
+    const got = r.requests[0];
+    assert.ok(got);
+    assert.deepEqual([first, second, third].map((secret) => verifies(secret, got)), [true, true, true], 'a receiver still on the first secret keeps verifying');
+
+    // 24 hours after the first rotation: the first secret's grace is over, the second's is not.
+    clock.advance(23 * 60 * MINUTE + 1);
+    await publish(t, 'rerotate.thing', {});
+    await waitFor('delivered again', () => r.requests.length === 2);
+    const later = r.requests[1];
+    assert.ok(later);
+    assert.deepEqual([first, second, third].map((secret) => verifies(secret, later)), [false, true, true]);
+
+    // Rotating again and again signs with at most four replaced secrets beside the current one.
+    for (let i = 0; i < 6; i++) await admin(t, 'post', `/api/v1/webhooks/${ep.id}/rotate-secret`);
+    await publish(t, 'rerotate.thing', {});
+    await waitFor('delivered a third time', () => r.requests.length === 3);
+    const signatures = String(r.requests[2]?.headers['webhook-signature']).split(' ');
+    assert.equal(signatures.length, 5);
+  });
+
   it('refuses an endpoint URL whose user-info does not percent-decode, which could never be sent to', async () => {
     const r = await receiver(() => ({ status: 200 }));
     const bad = `http://user:%ZZ@127.0.0.1:${r.port}/hook`;

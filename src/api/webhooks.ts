@@ -59,6 +59,8 @@ export function presentEndpoint(store: Store, endpoint: Endpoint) {
     disabled_at: iso(endpoint.disabledAt),
     disabled_reason: endpoint.disabledReason,
     previous_secret_expires_at: endpoint.previousSecret ? iso(endpoint.previousSecretExpiresAt) : null,
+    // Secrets replaced before that one which were still signing at the last rotation, newest first.
+    earlier_secrets_expire_at: endpoint.earlierSecrets.map((retired) => iso(retired.expiresAt)),
     created_at: iso(endpoint.createdAt),
     updated_at: iso(endpoint.updatedAt),
     health: {

@@ -15,6 +15,8 @@ export interface Endpoint {
   /** The secret before the last rotation; it keeps signing alongside until it expires. */
   previousSecret: string | null;
   previousSecretExpiresAt: number | null;
+  /** Older secrets still in their grace period when the last rotation happened, newest first. */
+  earlierSecrets: RetiredSecret[];
   paused: boolean;
   disabledAt: number | null;
   disabledReason: string | null;
@@ -22,7 +24,19 @@ export interface Endpoint {
   updatedAt: number;
 }
 
+export interface RetiredSecret {
+  secret: string;
+  expiresAt: number;
+}
+
 export type NewEndpoint = Pick<Endpoint, 'id' | 'url' | 'description' | 'events' | 'ownerEmails' | 'secret'>;
+
+/**
+ * At most this many replaced secrets sign beside the current one: each adds a signature to every
+ * message, and rotating again and again within a grace period should not grow the header without
+ * bound. The oldest goes first.
+ */
+export const MAX_RETIRED_SECRETS = 4;
 
 export interface EndpointPatch {
   url?: string;
@@ -43,6 +57,7 @@ interface EndpointRow {
   secret: string;
   previous_secret: string | null;
   previous_secret_expires_at: number | null;
+  earlier_secrets: string;
   paused: number;
   disabled_at: number | null;
   disabled_reason: string | null;
@@ -59,6 +74,7 @@ const toEndpoint = (row: EndpointRow): Endpoint => ({
   secret: row.secret,
   previousSecret: row.previous_secret,
   previousSecretExpiresAt: row.previous_secret_expires_at,
+  earlierSecrets: JSON.parse(row.earlier_secrets) as RetiredSecret[],
   paused: row.paused === 1,
   disabledAt: row.disabled_at,
   disabledReason: row.disabled_reason,
@@ -89,7 +105,8 @@ export class EndpointStore {
         `UPDATE endpoints SET url = @url, description = @description, events = @events, owner_emails = @ownerEmails,
            paused = @paused, disabled_at = @disabledAt, disabled_reason = @disabledReason, updated_at = @now WHERE id = @id`),
       rotate: db.prepare(
-        `UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = @expiresAt, secret = @secret, updated_at = @now WHERE id = @id`),
+        `UPDATE endpoints SET previous_secret = secret, previous_secret_expires_at = @expiresAt, earlier_secrets = @earlier, secret = @secret,
+           updated_at = @now WHERE id = @id`),
       disable: db.prepare(
         'UPDATE endpoints SET disabled_at = @now, disabled_reason = @reason, updated_at = @now WHERE id = @id AND disabled_at IS NULL'),
       remove: db.prepare<[string]>('DELETE FROM endpoints WHERE id = ?'),
@@ -142,10 +159,17 @@ export class EndpointStore {
     return this.get(id);
   }
 
-  /** Replaces the signing secret; the old one keeps signing alongside until graceMs from now. */
+  /**
+   * Replaces the signing secret; the old one keeps signing alongside until graceMs from now, and so
+   * do older ones whose own grace has not run out: a receiver still on the first secret when a
+   * second rotation follows within the grace period keeps verifying until that secret's time is up.
+   */
   rotateSecret(id: string, secret: string, graceMs: number): Endpoint | null {
     const now = this.clock.now();
-    const changed = timed(this.timer, 'endpoint_update', () => this.s.rotate.run({ id, secret, expiresAt: now + graceMs, now }).changes);
+    const current = this.s.get.get(id);
+    if (!current) return null;
+    const retired = liveSecrets(toEndpoint(current), now).slice(0, MAX_RETIRED_SECRETS - 1);
+    const changed = timed(this.timer, 'endpoint_update', () => this.s.rotate.run({ id, secret, expiresAt: now + graceMs, earlier: JSON.stringify(retired), now }).changes);
     this.cache.clear();
     return changed ? this.get(id) : null;
   }
@@ -163,9 +187,16 @@ export class EndpointStore {
     return changed === 1;
   }
 
-  /** The secrets that sign a message now: the current one, and the previous one during its grace period. */
+  /** The secrets that sign a message now: the current one, then the replaced ones still in their grace period. */
   signingSecrets(endpoint: Endpoint): string[] {
-    const previousLive = endpoint.previousSecret && (endpoint.previousSecretExpiresAt ?? 0) > this.clock.now();
-    return previousLive && endpoint.previousSecret ? [endpoint.secret, endpoint.previousSecret] : [endpoint.secret];
+    return [endpoint.secret, ...liveSecrets(endpoint, this.clock.now()).map((retired) => retired.secret)];
   }
+}
+
+/** The endpoint's replaced secrets whose grace period has not ended at `now`, newest first. */
+export function liveSecrets(endpoint: Endpoint, now: number): RetiredSecret[] {
+  const previous = endpoint.previousSecret !== null && endpoint.previousSecretExpiresAt !== null
+    ? [{ secret: endpoint.previousSecret, expiresAt: endpoint.previousSecretExpiresAt }]
+    : [];
+  return [...previous, ...endpoint.earlierSecrets].filter((retired) => retired.expiresAt > now);
 }

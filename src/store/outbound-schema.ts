@@ -74,6 +74,10 @@ const OUTBOUND_V1 = `
   CREATE INDEX attempts_by_delivery ON delivery_attempts(delivery_id, id);
 `;
 
+// Secrets replaced before the previous one and still signing (see EndpointStore.rotateSecret).
+const EARLIER_SECRETS = `ALTER TABLE endpoints ADD COLUMN earlier_secrets TEXT NOT NULL DEFAULT '[]';`;
+
 export function ensureOutboundSchema(db: Db): void {
   ensureSchema(db, 'outbound-v1', OUTBOUND_V1);
+  ensureSchema(db, 'outbound-earlier-secrets', EARLIER_SECRETS);
 }
