@@ -4,11 +4,18 @@ import { Worker } from 'node:worker_threads';
 // Runs in the worker thread: its own connection, checkpointing the WAL into the database file.
 // A checkpoint fsyncs and can take a hundred milliseconds on a slow disk; on the main thread
 // that pause landed on whichever request triggered it (measured: it doubled the cost per
-// commit and set p99), here it only costs a core's idle time. The thread runs at nice 10 (Linux
-// sets niceness per thread): where it shares a core with the main thread, the requests come first.
+// commit and set p99), here it only costs a core's idle time. On Linux, where niceness belongs to
+// each thread, the thread runs 10 nicer than the process: where it shares a core with the main
+// thread, the requests come first. (Elsewhere the call would renice the whole process.) Relative,
+// so that a process already started nicer never gets a checkpoint thread above its own priority.
 const WORKER_SOURCE = `
 const { workerData, parentPort } = require('node:worker_threads');
-try { require('node:os').setPriority(10); } catch {}
+if (process.platform === 'linux') {
+  const os = require('node:os');
+  // Lowering one's own priority needs no privilege; should it fail anyway, checkpoints still run,
+  // only at the process's priority, so it is not reported as a checkpoint error.
+  try { os.setPriority(Math.min(19, os.getPriority() + 10)); } catch {}
+}
 const Database = require(workerData.driver);
 const db = new Database(workerData.file);
 db.pragma('busy_timeout = 1000');
