@@ -620,12 +620,14 @@ describe('outbound delivery', () => {
     const r = await receiver();
     const ep = await registerEndpoint(t, r, ['rerotate.thing']);
     const first = ep.secret as string;
+    const firstExpires = clock.now() + 24 * 60 * MINUTE;
     const second = (await admin(t, 'post', `/api/v1/webhooks/${ep.id}/rotate-secret`)).body.secret as string;
     clock.advance(60 * MINUTE);
     const rotated = await admin(t, 'post', `/api/v1/webhooks/${ep.id}/rotate-secret`);
     assert.equal(rotated.status, 200);
     const third = rotated.body.secret as string;
-    assert.equal(rotated.body.earlier_secrets_expire_at.length, 1, 'the first secret is listed with its own expiry');
+    assert.deepEqual(rotated.body.earlier_secrets_expire_at, [new Date(firstExpires).toISOString()], 'the first secret is listed with its own expiry');
+    assert.equal(rotated.body.previous_secret_expires_at, new Date(clock.now() + 24 * 60 * MINUTE).toISOString());
     const verifies = (secret: string, message: { body: string; headers: Record<string, unknown> }) => {
       try {
         new Webhook(secret).verify(message.body, message.headers as Record<string, string>);
@@ -641,8 +643,9 @@ describe('outbound delivery', () => {
     assert.ok(got);
     assert.deepEqual([first, second, third].map((secret) => verifies(secret, got)), [true, true, true], 'a receiver still on the first secret keeps verifying');
 
-    // 24 hours after the first rotation: the first secret's grace is over, the second's is not.
-    clock.advance(23 * 60 * MINUTE + 1);
+    // 24 hours after the first rotation, to the millisecond: the first secret's grace is over, the second's is not.
+    clock.advance(23 * 60 * MINUTE);
+    assert.equal(clock.now(), firstExpires);
     await publish(t, 'rerotate.thing', {});
     await waitFor('delivered again', () => r.requests.length === 2);
     const later = r.requests[1];

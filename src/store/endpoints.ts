@@ -93,7 +93,7 @@ const ALL = 'all';
 export class EndpointStore {
   private readonly s;
 
-  constructor(db: Db, private readonly clock: Clock, private readonly timer: QueryTimer, private readonly cache: TtlCache<Endpoint | Endpoint[]>) {
+  constructor(private readonly db: Db, private readonly clock: Clock, private readonly timer: QueryTimer, private readonly cache: TtlCache<Endpoint | Endpoint[]>) {
     ensureOutboundSchema(db);
     this.s = {
       insert: db.prepare(
@@ -166,10 +166,14 @@ export class EndpointStore {
    */
   rotateSecret(id: string, secret: string, graceMs: number): Endpoint | null {
     const now = this.clock.now();
-    const current = this.s.get.get(id);
-    if (!current) return null;
-    const retired = liveSecrets(toEndpoint(current), now).slice(0, MAX_RETIRED_SECRETS - 1);
-    const changed = timed(this.timer, 'endpoint_update', () => this.s.rotate.run({ id, secret, expiresAt: now + graceMs, earlier: JSON.stringify(retired), now }).changes);
+    // Read and written in one transaction: another process rotating the same endpoint meanwhile
+    // would otherwise lose a replaced secret from the list.
+    const changed = this.db.transaction(() => {
+      const current = timed(this.timer, 'endpoint_get', () => this.s.get.get(id));
+      if (!current) return 0;
+      const retired = liveSecrets(toEndpoint(current), now).slice(0, MAX_RETIRED_SECRETS - 1);
+      return timed(this.timer, 'endpoint_update', () => this.s.rotate.run({ id, secret, expiresAt: now + graceMs, earlier: JSON.stringify(retired), now }).changes);
+    }).immediate();
     this.cache.clear();
     return changed ? this.get(id) : null;
   }
