@@ -137,13 +137,66 @@ describe('failure monitor rules', () => {
     assert.equal(health.windowFailures, 51);
   });
 
-  it('starts the window at the first failure and opens a new one after an hour', () => {
+  it('counts the last hour by minute, successes too, and lets go of minutes older than that', () => {
     const first = run([true, true, false], 0);
-    assert.equal(first.health.windowStart, 2000);
-    assert.equal(first.health.windowAttempts, 1);
-    const later = run([false], 2000 + WINDOW_MS, first.health);
-    assert.equal(later.health.windowStart, 2000 + WINDOW_MS);
+    assert.equal(first.health.windowStart, 0);
+    assert.equal(first.health.windowAttempts, 3);
+    assert.equal(first.health.windowFailures, 1);
+    // One hour after the first minute began, that minute has left the window.
+    const later = run([false], WINDOW_MS, first.health);
+    assert.equal(later.health.windowStart, WINDOW_MS);
     assert.equal(later.health.windowAttempts, 1);
+    const justInside = run([false], WINDOW_MS - 1, first.health);
+    assert.equal(justInside.health.windowAttempts, 4, 'a minute that began less than an hour ago still counts');
+  });
+
+  it('keeps the totals equal to the sum of the minutes still in the hour, through gaps and a clock stepped back', () => {
+    let health = emptyHealth('ep');
+    let at = 0;
+    let seed = 7;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    for (let i = 0; i < 3000; i++) {
+      const r = random();
+      at += r < 0.02 ? -30_000 : r < 0.05 ? 20 * 60_000 : Math.floor(random() * 20_000);
+      const ok = random() < 0.5;
+      health = observeAttempt(health, { ok, at, reason: ok ? null : random() < 0.5 ? 'timeout' : 'http_5xx', statusCode: null, error: null }).health;
+      const reasons: Record<string, number> = {};
+      for (const bucket of health.windowBuckets) for (const [reason, n] of Object.entries(bucket.reasons)) reasons[reason] = (reasons[reason] ?? 0) + n;
+      assert.equal(health.windowAttempts, health.windowBuckets.reduce((sum, b) => sum + b.attempts, 0));
+      assert.equal(health.windowFailures, health.windowBuckets.reduce((sum, b) => sum + b.failures, 0));
+      assert.deepEqual(health.windowReasons, reasons);
+      assert.ok(health.windowBuckets.every((b, k, all) => k === 0 || b.start > (all[k - 1]?.start ?? 0)), 'minutes in order, each once');
+      assert.ok((health.windowBuckets[0]?.start ?? Infinity) > Math.max(...health.windowBuckets.map((b) => b.start)) - WINDOW_MS);
+    }
+  });
+
+  it('emails for 60 failures within 20 minutes that span the turn of an hour counted from the first failure', () => {
+    const minute = 60_000;
+    let health = emptyHealth('ep');
+    let emails = 0;
+    const attempt = (ok: boolean, at: number) => {
+      const decision = observeAttempt(health, { ok, at, reason: ok ? null : 'timeout', statusCode: ok ? 200 : null, error: ok ? null : 'timed out' });
+      health = decision.health;
+      if (decision.ownerEmail) emails += 1;
+      return decision;
+    };
+    attempt(false, 0);
+    for (let i = 0; i < 100; i++) attempt(true, minute + i);
+    // 30 failures and 30 successes in minutes 50–59, then the same in minutes 61–70: 50 % failing,
+    // never more than 31 failures in an hour that begins at the first failure.
+    for (let i = 0; i < 60; i++) attempt(i % 2 === 0, 50 * minute + i * 10_000);
+    assert.equal(emails, 0);
+    let fired = null;
+    for (let i = 0; i < 60; i++) fired = attempt(i % 2 === 0, 61 * minute + i * 10_000).ownerEmail ?? fired;
+    assert.equal(emails, 1);
+    assert.ok(fired);
+    assert.equal(fired.failures, 51, 'fires at the 51st failure of the hour');
+    assert.equal(fired.start, 50 * minute, 'the first failure and the early successes have left the window');
+    // Failing on: the next email waits an hour from this one.
+    for (let i = 0; i < 60; i++) attempt(false, 71 * minute + i * 50_000);
+    assert.equal(emails, 1, 'quiet for the hour after an email');
+    attempt(false, fired.end + WINDOW_MS);
+    assert.equal(emails, 2);
   });
 
   it('fires the error webhook at the third consecutive failure, once per streak', () => {

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { SqliteJobQueue } from '../src/jobs/sqlite-queue.js';
 import { Publisher } from '../src/outbound/publisher.js';
 import { openDatabase } from '../src/store/db.js';
-import { emptyHealth } from '../src/store/endpoint-health.js';
+import { emptyHealth, type MinuteBucket } from '../src/store/endpoint-health.js';
 import { Store } from '../src/store/store.js';
 import { createLogger } from '../src/telemetry/logger.js';
 import { tempDir } from './helpers/service.js';
@@ -215,6 +215,32 @@ describe("an endpoint's failure-monitor state", () => {
       // What get() hands out is a copy: changing it changes nothing kept.
       store.endpointHealth.get('ep_h').windowReasons.timeout = 5;
       assert.deepEqual(store.endpointHealth.get('ep_h').windowReasons, {});
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('keeps the last hour by minute across a restart, and reads a window saved before minutes as one minute', async () => {
+    const file = path.join(tempDir(), 'buckets.db');
+    let store = Store.open(file, 'normal', { now: () => 0 }, () => undefined, noObserver);
+    const buckets: MinuteBucket[] = [
+      { start: 0, attempts: 3, failures: 2, reasons: { timeout: 2 } },
+      { start: 60_000, attempts: 1, failures: 1, reasons: { http_5xx: 1 } },
+    ];
+    try {
+      addEndpoint(store, 'ep_m');
+      addEndpoint(store, 'ep_old');
+      await store.grouped(() => store.endpointHealth.save({ ...emptyHealth('ep_m'), windowBuckets: buckets, windowStart: 0, windowAttempts: 4, windowFailures: 3 }));
+      // A row as the fixed-hour version left it: totals, no minutes.
+      store.db.prepare(`INSERT INTO endpoint_health (endpoint_id, window_start, window_attempts, window_failures, window_reasons)
+        VALUES ('ep_old', 90500, 7, 6, '{"timeout":6}')`).run();
+    } finally {
+      await store.close();
+    }
+    store = Store.open(file, 'normal', { now: () => 0 }, () => undefined, noObserver);
+    try {
+      assert.deepEqual(store.endpointHealth.get('ep_m').windowBuckets, buckets);
+      assert.deepEqual(store.endpointHealth.get('ep_old').windowBuckets, [{ start: 60_000, attempts: 7, failures: 6, reasons: { timeout: 6 } }]);
     } finally {
       await store.close();
     }

@@ -1,4 +1,4 @@
-import type { EndpointHealth } from '../store/endpoint-health.js';
+import type { EndpointHealth, MinuteBucket } from '../store/endpoint-health.js';
 
 /**
  * The rules that decide when people hear about a failing endpoint, as pure functions of the
@@ -6,11 +6,14 @@ import type { EndpointHealth } from '../store/endpoint-health.js';
  *
  * - Error webhook: the 3rd consecutive failed attempt fires it, once per streak; a success
  *   ends the streak.
- * - Owner email: a window opens at the first failure and lasts one hour; it fires once per
- *   window when failures > 5 at a failure rate > 80 %, or when failures > 50. Attempts count
- *   whole (5 of 5 does not fire, 6 of 6 does; 51 at 60 % does).
+ * - Owner email: over the last hour, counted in whole minutes (the current minute and the 59
+ *   before it), it fires when failures > 5 at a failure rate > 80 %, or when failures > 50, and
+ *   then not again for an hour. Attempts count whole (5 of 5 does not fire, 6 of 6 does; 51 at
+ *   60 % does). A rolling hour, as the alert rules count it (now against an hour ago): a burst
+ *   that spans the turn of an hour counted from its first failure is still seen whole.
  */
 export const WINDOW_MS = 3_600_000;
+export const BUCKET_MS = 60_000;
 export const STREAK_THRESHOLD = 3;
 const RATE_THRESHOLD = 0.8;
 const RATE_MIN_FAILURES = 5;
@@ -43,6 +46,17 @@ export function windowFires(attempts: number, failures: number): boolean {
   return (failures > RATE_MIN_FAILURES && failures / attempts > RATE_THRESHOLD) || failures > VOLUME_THRESHOLD;
 }
 
+/** Adds a minute's counts to the window's totals (sign 1) or takes them off (sign -1). */
+function count(health: EndpointHealth, bucket: MinuteBucket, sign: 1 | -1): void {
+  health.windowAttempts += sign * bucket.attempts;
+  health.windowFailures += sign * bucket.failures;
+  for (const reason in bucket.reasons) {
+    const left = (health.windowReasons[reason] ?? 0) + sign * (bucket.reasons[reason] ?? 0);
+    if (left > 0) health.windowReasons[reason] = left;
+    else delete health.windowReasons[reason];
+  }
+}
+
 export function observeAttempt(previous: EndpointHealth, attempt: ObservedAttempt): MonitorDecision {
   const health: EndpointHealth = { ...previous, windowReasons: { ...previous.windowReasons } };
   health.lastAttemptAt = attempt.at;
@@ -62,28 +76,39 @@ export function observeAttempt(previous: EndpointHealth, attempt: ObservedAttemp
     }
   }
 
-  if (health.windowStart !== null && attempt.at >= health.windowStart + WINDOW_MS) {
-    health.windowStart = null;
-    health.windowAttempts = 0;
-    health.windowFailures = 0;
-    health.windowReasons = {};
-    health.windowNotifiedAt = null;
+  // Minutes are never changed once in the list (the newest is replaced), so the list is copied
+  // shallowly and the totals follow by subtracting the minutes that leave and adding the attempt.
+  const minute = attempt.at - (attempt.at % BUCKET_MS);
+  const buckets = [...health.windowBuckets];
+  while (buckets.length > 0 && (buckets[0]?.start ?? 0) <= attempt.at - WINDOW_MS) {
+    const gone = buckets.shift();
+    if (gone) count(health, gone, -1);
   }
-  if (health.windowStart === null && !attempt.ok) health.windowStart = attempt.at;
+  const newest = buckets.at(-1);
+  let current: MinuteBucket;
+  // A clock stepped back adds to the newest minute rather than reordering the list.
+  if (newest && minute <= newest.start) {
+    current = { ...newest, reasons: { ...newest.reasons } };
+    buckets[buckets.length - 1] = current;
+  } else {
+    current = { start: minute, attempts: 0, failures: 0, reasons: {} };
+    buckets.push(current);
+  }
+  const added: MinuteBucket = { start: current.start, attempts: 1, failures: attempt.ok ? 0 : 1, reasons: attempt.ok ? {} : { [attempt.reason ?? 'unknown']: 1 } };
+  current.attempts += added.attempts;
+  current.failures += added.failures;
+  for (const reason in added.reasons) current.reasons[reason] = (current.reasons[reason] ?? 0) + 1;
+  count(health, added, 1);
+  health.windowBuckets = buckets;
+  health.windowStart = buckets[0]?.start ?? null;
+
   let ownerEmail: WindowSnapshot | null = null;
-  if (health.windowStart !== null) {
-    health.windowAttempts += 1;
-    if (!attempt.ok) {
-      health.windowFailures += 1;
-      const reason = attempt.reason ?? 'unknown';
-      health.windowReasons[reason] = (health.windowReasons[reason] ?? 0) + 1;
-    }
-    if (health.windowNotifiedAt === null && windowFires(health.windowAttempts, health.windowFailures)) {
-      health.windowNotifiedAt = attempt.at;
-      ownerEmail = {
-        start: health.windowStart, end: attempt.at, attempts: health.windowAttempts, failures: health.windowFailures, reasons: { ...health.windowReasons },
-      };
-    }
+  const quiet = health.windowNotifiedAt !== null && attempt.at < health.windowNotifiedAt + WINDOW_MS;
+  if (!quiet && windowFires(health.windowAttempts, health.windowFailures)) {
+    health.windowNotifiedAt = attempt.at;
+    ownerEmail = {
+      start: health.windowStart ?? minute, end: attempt.at, attempts: health.windowAttempts, failures: health.windowFailures, reasons: { ...health.windowReasons },
+    };
   }
   return { health, errorWebhook, ownerEmail };
 }

@@ -57,7 +57,7 @@ export function failureEmail(endpoint: Endpoint, to: string[], window: WindowSna
     '',
     ...endpointLines(endpoint),
     `Failures:     ${window.failures} failed attempts out of ${window.attempts} (${rate} %)`,
-    `Period:       ${iso(window.start)} to ${iso(window.end)} (the hour that began with the first failure)`,
+    `Period:       ${iso(window.start)} to ${iso(window.end)} (the last hour, by whole minutes)`,
     '',
     'Most common failure reasons:',
     ...reasons.map(([reason, count]) => `  - ${REASON_LABELS[reason] ?? reason}: ${count}`),

@@ -77,7 +77,11 @@ const OUTBOUND_V1 = `
 // Secrets replaced before the previous one and still signing (see EndpointStore.rotateSecret).
 const EARLIER_SECRETS = `ALTER TABLE endpoints ADD COLUMN earlier_secrets TEXT NOT NULL DEFAULT '[]';`;
 
+// The failure monitor's last hour by minute (see failure-monitor.ts).
+const WINDOW_BUCKETS = `ALTER TABLE endpoint_health ADD COLUMN window_buckets TEXT NOT NULL DEFAULT '[]';`;
+
 export function ensureOutboundSchema(db: Db): void {
   ensureSchema(db, 'outbound-v1', OUTBOUND_V1);
   ensureSchema(db, 'outbound-earlier-secrets', EARLIER_SECRETS);
+  ensureSchema(db, 'outbound-window-buckets', WINDOW_BUCKETS);
 }
