@@ -166,6 +166,60 @@ describe('graceful shutdown', () => {
     }
   });
 
+  it('answers a manual retry that shutdown cuts off with 503 and does not record it as a failed attempt', async () => {
+    const dir = tempDir('hookwatch-term-manual-');
+    const arrived: string[] = [];
+    // Fails the first attempt at once; holds every later one until the service goes away.
+    const endpoint = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        arrived.push(req.url ?? '');
+        if (arrived.length === 1) {
+          res.statusCode = 500;
+          res.end('not yet');
+        }
+      });
+    });
+    await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(endpoint.address() as AddressInfo).port}/hook`;
+    const env = { DATA_DIR: path.join(dir, 'data'), ADMIN_TOKEN, ALLOW_PRIVATE_DESTINATIONS: 'true', SHUTDOWN_TIMEOUT: '1s', DELIVERY_TIMEOUT: '30s' };
+    const admin = (base: string, method: string, route: string, body?: unknown) =>
+      fetch(`${base}${route}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const first = await spawnService(env);
+    let second: Awaited<ReturnType<typeof spawnService>> | undefined;
+    try {
+      assert.equal((await admin(first.url, 'POST', '/api/v1/webhooks', { url, events: ['manual.*'] })).status, 201);
+      const published = await (await admin(first.url, 'POST', '/api/v1/events', { type: 'manual.retry', data: { n: 1 } })).json() as { deliveries: { id: string }[] };
+      const deliveryId = published.deliveries[0]?.id ?? '';
+      await waitFor('the first attempt recorded as failed', async () => {
+        const shown = await (await admin(first.url, 'GET', `/api/v1/deliveries/${deliveryId}`)).json() as { attempts: number };
+        return shown.attempts === 1;
+      });
+      const retry = admin(first.url, 'POST', `/api/v1/deliveries/${deliveryId}/retry`);
+      await waitFor('the manual attempt on the wire', () => arrived.length === 2);
+      first.proc.kill('SIGTERM');
+      const answer = await retry;
+      assert.equal(answer.status, 503);
+      const body = await answer.json() as { error: string; message: string };
+      assert.equal(body.error, 'shutting_down');
+      assert.match(body.message, /not recorded, retry it after the restart/);
+      assert.equal(await first.exited, 0, first.output.join('\n'));
+      const lines = first.output.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
+      assert.ok(lines.some((line) => line.message === 'manual delivery attempt cut off by shutdown; not recorded' && line.delivery_id === deliveryId));
+      assert.equal(lines.filter((line) => line.message === 'delivery attempt').length, 1, 'only the first attempt is logged as one');
+
+      second = await spawnService(env);
+      const shown = await (await admin(second.url, 'GET', `/api/v1/deliveries/${deliveryId}`)).json() as { attempts: number; status: string };
+      assert.equal(shown.attempts, 1, 'the cut-off manual attempt was not recorded');
+      assert.equal(shown.status, 'pending');
+    } finally {
+      await first.kill('SIGKILL');
+      await second?.kill('SIGKILL');
+      endpoint.closeAllConnections();
+      await new Promise<void>((resolve) => endpoint.close(() => resolve()));
+    }
+  });
+
   it('turns away a request that arrives on a kept-alive connection after SIGTERM, and closes it', async () => {
     const dir = tempDir('hookwatch-term-keepalive-');
     const env = {

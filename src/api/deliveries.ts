@@ -3,7 +3,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { EVENT_TYPE } from '../event-types.js';
 import { badRequest, HttpError, notFound } from '../http/errors.js';
-import { ConflictError } from '../outbound/dispatcher.js';
+import { ConflictError, CutOffError } from '../outbound/dispatcher.js';
 import type { Outbound } from '../outbound/outbound.js';
 import type { Attempt, Delivery } from '../store/deliveries.js';
 import type { Store } from '../store/store.js';
@@ -116,6 +116,7 @@ export function deliveriesRouter(store: Store, outbound: Outbound): Router {
       res.json({ delivery: presentDelivery(after), attempt: presentAttempt(attempt) });
     } catch (error) {
       if (error instanceof ConflictError) throw new HttpError(409, 'conflict', error.message);
+      if (error instanceof CutOffError) throw new HttpError(503, 'shutting_down', error.message);
       throw error;
     }
   });

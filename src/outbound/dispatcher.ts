@@ -40,6 +40,11 @@ export class ConflictError extends Error {
   override readonly name = 'ConflictError';
 }
 
+/** A manual attempt that shutdown cut off: not the endpoint's failure, so it is not recorded. */
+export class CutOffError extends Error {
+  override readonly name = 'CutOffError';
+}
+
 /**
  * The body every endpoint receives, in the Standard Webhooks payload shape. `data` is JSON text
  * (an event's payload as stored), spliced in as it is rather than parsed and serialised again.
@@ -90,10 +95,16 @@ export class Dispatcher {
   /**
    * Called before shutdown closes the connections of attempts still on the wire: their jobs have
    * been given back and are sent again after the restart, so their failure is not the endpoint's
-   * and is neither counted nor logged as one.
+   * and is neither counted nor logged as one. A manual attempt cut off is not recorded either;
+   * its caller is told to retry after the restart.
    */
   stopping(): void {
     this.cuttingOff = true;
+  }
+
+  /** Resolves once the manual attempts under way have ended (shutdown waits for them before the store closes). */
+  async manualAttemptsSettled(): Promise<void> {
+    await Promise.allSettled([...this.manualAttempts.values()]);
   }
 
   get maxAttempts(): number {
@@ -200,6 +211,7 @@ export class Dispatcher {
     if (!event) throw new ConflictError('the event of this delivery no longer exists');
     const attempt = (async () => {
       const sent = await this.send(delivery, endpoint, event, 'manual', requestId, null);
+      if (sent.cutOff) throw new CutOffError('shutdown cut the attempt off before the endpoint answered; it was not recorded, retry it after the restart');
       return this.store.grouped(() => this.record(delivery, sent.outcome, endpoint, 'manual', sent.at, sent.result, sent.requestId));
     })();
     this.manualAttempts.set(delivery.id, attempt);
@@ -260,7 +272,7 @@ export class Dispatcher {
   private async send(
     delivery: Delivery, endpoint: Endpoint, event: EventContent, trigger: AttemptTrigger,
     requestId: string | null, traceContext: Record<string, string> | null,
-  ): Promise<{ at: number; result: SendResult; requestId: string; outcome: AttemptOutcome }> {
+  ): Promise<{ at: number; result: SendResult; requestId: string; outcome: AttemptOutcome; cutOff: boolean }> {
     const rid = requestId ?? randomUUID();
     const number = delivery.attempts + 1;
     const counted = trigger === 'scheduled';
@@ -275,11 +287,12 @@ export class Dispatcher {
         const result = await this.post(endpoint, event.id, body, span, rid);
         span.setAttribute('http.response.status_code', result.statusCode ?? 0);
         const outcome = this.decide(delivery, trigger, result);
-        if (this.cuttingOff && counted && !result.ok) {
-          this.logger.info('delivery attempt cut off by shutdown; it is sent again after the restart', {
+        if (this.cuttingOff && !result.ok) {
+          const message = counted ? 'delivery attempt cut off by shutdown; it is sent again after the restart' : 'manual delivery attempt cut off by shutdown; not recorded';
+          this.logger.info(message, {
             request_id: rid, endpoint: endpoint.id, delivery_id: delivery.id, event_id: event.eventId, attempt: number, error: result.error,
           });
-          return { at, result, requestId: rid, outcome };
+          return { at, result, requestId: rid, outcome, cutOff: true };
         }
         if (result.ok) this.failing.delete(endpoint.id);
         else this.failing.add(endpoint.id);
@@ -291,7 +304,7 @@ export class Dispatcher {
           reason: result.reason, error: result.error, duration_ms: round(result.durationMs), delivery_status: outcome.status,
           next_attempt_at: outcome.nextAttemptAt ? new Date(outcome.nextAttemptAt).toISOString() : null,
         });
-        return { at, result, requestId: rid, outcome };
+        return { at, result, requestId: rid, outcome, cutOff: false };
       }, contextFrom(traceContext));
     } finally {
       if (counted) {

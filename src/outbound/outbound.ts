@@ -117,6 +117,9 @@ export class Outbound {
     this.notifier.close();
     this.dispatcher.stopping();
     this.sender.close();
+    // With their connections closed, manual attempts end at once; each is recorded, or refused
+    // to its caller as cut off, before the store closes.
+    await this.dispatcher.manualAttemptsSettled();
     return { unfinished: deliveries.unfinished + notifications.unfinished };
   }
 
