@@ -142,12 +142,54 @@ describe('failure monitor rules', () => {
     assert.equal(first.health.windowStart, 0);
     assert.equal(first.health.windowAttempts, 3);
     assert.equal(first.health.windowFailures, 1);
-    // One hour after the first minute began, that minute has left the window.
-    const later = run([false], WINDOW_MS, first.health);
-    assert.equal(later.health.windowStart, WINDOW_MS);
+    // A minute leaves once all of it lies more than an hour back.
+    const later = run([false], WINDOW_MS + 60_000, first.health);
+    assert.equal(later.health.windowStart, WINDOW_MS + 60_000);
     assert.equal(later.health.windowAttempts, 1);
-    const justInside = run([false], WINDOW_MS - 1, first.health);
-    assert.equal(justInside.health.windowAttempts, 4, 'a minute that began less than an hour ago still counts');
+    const justInside = run([false], WINDOW_MS + 60_000 - 1, first.health);
+    assert.equal(justInside.health.windowAttempts, 4, 'a minute part of which lies within the hour still counts');
+  });
+
+  it('counts a failure 59.8 minutes old: 51 failures within the last hour email', () => {
+    let health = emptyHealth('ep');
+    const emails: number[] = [];
+    const attempt = (ok: boolean, at: number) => {
+      const decision = observeAttempt(health, { ok, at, reason: ok ? null : 'http_5xx', statusCode: ok ? 200 : 500, error: null });
+      health = decision.health;
+      if (decision.ownerEmail) emails.push(at);
+    };
+    attempt(false, 30_000);
+    for (let i = 0; i < 20; i++) attempt(true, 30 * 60_000 + i);
+    for (let i = 0; i < 50; i++) attempt(false, 60 * 60_000 + i * 400);
+    assert.equal(emails.length, 1);
+  });
+
+  it('drops the minutes a clock set back has not reached again, and forgets an email dated ahead of the clock', () => {
+    const hour = WINDOW_MS;
+    let health = emptyHealth('ep');
+    let emails = 0;
+    const attempt = (ok: boolean, at: number) => {
+      const decision = observeAttempt(health, { ok, at, reason: ok ? null : 'timeout', statusCode: null, error: null });
+      health = decision.health;
+      if (decision.ownerEmail) emails += 1;
+    };
+    // The clock runs 2 hours ahead: 6 failures email, dated then.
+    for (let i = 0; i < 6; i++) attempt(false, 2 * hour + i * 1000);
+    assert.equal(emails, 1);
+    // Set right again: the minutes ahead are dropped, and the email does not quiet the real hour.
+    attempt(true, 10_000);
+    assert.equal(health.windowAttempts, 1);
+    assert.equal(health.windowNotifiedAt, null);
+    // One failure every 2 minutes beside 2 successes for 2 hours never makes an hour above 80 % or 50.
+    for (let m = 1; m < 120; m += 2) {
+      attempt(false, m * 60_000);
+      attempt(true, m * 60_000 + 1);
+      attempt(true, m * 60_000 + 2);
+    }
+    assert.equal(emails, 1);
+    assert.ok(health.windowAttempts <= 93, `at most 61 minutes counted, got ${health.windowAttempts}`);
+    for (let i = 0; i < 6; i++) attempt(false, 120 * 60_000 + i);
+    assert.equal(emails, 1, '6 more failures among 90 attempts stay under 80 %');
   });
 
   it('keeps the totals equal to the sum of the minutes still in the hour, through gaps and a clock stepped back', () => {
@@ -166,7 +208,7 @@ describe('failure monitor rules', () => {
       assert.equal(health.windowFailures, health.windowBuckets.reduce((sum, b) => sum + b.failures, 0));
       assert.deepEqual(health.windowReasons, reasons);
       assert.ok(health.windowBuckets.every((b, k, all) => k === 0 || b.start > (all[k - 1]?.start ?? 0)), 'minutes in order, each once');
-      assert.ok((health.windowBuckets[0]?.start ?? Infinity) > Math.max(...health.windowBuckets.map((b) => b.start)) - WINDOW_MS);
+      assert.ok((health.windowBuckets[0]?.start ?? Infinity) > Math.max(...health.windowBuckets.map((b) => b.start)) - WINDOW_MS - 60_000);
     }
   });
 

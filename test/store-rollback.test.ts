@@ -220,27 +220,53 @@ describe("an endpoint's failure-monitor state", () => {
     }
   });
 
-  it('keeps the last hour by minute across a restart, and reads a window saved before minutes as one minute', async () => {
+  it('keeps the last hour by minute across a restart, and reads a window the previous version wrote as one minute', async () => {
     const file = path.join(tempDir(), 'buckets.db');
     let store = Store.open(file, 'normal', { now: () => 0 }, () => undefined, noObserver);
     const buckets: MinuteBucket[] = [
       { start: 0, attempts: 3, failures: 2, reasons: { timeout: 2 } },
       { start: 60_000, attempts: 1, failures: 1, reasons: { http_5xx: 1 } },
     ];
+    const saved = { windowBuckets: buckets, windowStart: 0, windowAttempts: 4, windowFailures: 3, windowReasons: { timeout: 2, http_5xx: 1 }, lastAttemptAt: 61_000 };
     try {
-      addEndpoint(store, 'ep_m');
-      addEndpoint(store, 'ep_old');
-      await store.grouped(() => store.endpointHealth.save({ ...emptyHealth('ep_m'), windowBuckets: buckets, windowStart: 0, windowAttempts: 4, windowFailures: 3 }));
+      for (const id of ['ep_m', 'ep_old', 'ep_both']) addEndpoint(store, id);
+      await store.grouped(() => {
+        store.endpointHealth.save({ ...emptyHealth('ep_m'), ...saved });
+        store.endpointHealth.save({ ...emptyHealth('ep_both'), ...saved });
+      });
       // A row as the fixed-hour version left it: totals, no minutes.
-      store.db.prepare(`INSERT INTO endpoint_health (endpoint_id, window_start, window_attempts, window_failures, window_reasons)
-        VALUES ('ep_old', 90500, 7, 6, '{"timeout":6}')`).run();
+      store.db.prepare(`INSERT INTO endpoint_health (endpoint_id, window_start, window_attempts, window_failures, window_reasons, last_attempt_at)
+        VALUES ('ep_old', 90500, 7, 6, '{"timeout":6}', 200500)`).run();
+      // That version, still draining during a deploy, records attempts after this one saved minutes.
+      store.db.prepare(`UPDATE endpoint_health SET window_attempts = 9, window_failures = 5, window_reasons = '{"timeout":5}', last_attempt_at = 200500
+        WHERE endpoint_id = 'ep_both'`).run();
     } finally {
       await store.close();
     }
     store = Store.open(file, 'normal', { now: () => 0 }, () => undefined, noObserver);
     try {
-      assert.deepEqual(store.endpointHealth.get('ep_m').windowBuckets, buckets);
-      assert.deepEqual(store.endpointHealth.get('ep_old').windowBuckets, [{ start: 60_000, attempts: 7, failures: 6, reasons: { timeout: 6 } }]);
+      const kept = store.endpointHealth.get('ep_m');
+      assert.deepEqual(kept.windowBuckets, buckets);
+      assert.deepEqual([kept.windowAttempts, kept.windowFailures, kept.windowReasons], [4, 3, { timeout: 2, http_5xx: 1 }]);
+      // Its window becomes one minute at its last attempt, so it leaves late rather than early.
+      for (const id of ['ep_old', 'ep_both']) {
+        const health = store.endpointHealth.get(id);
+        const total = id === 'ep_old' ? [7, 6, { timeout: 6 }] as const : [9, 5, { timeout: 5 }] as const;
+        assert.deepEqual(health.windowBuckets, [{ start: 180_000, attempts: total[0], failures: total[1], reasons: total[2] }], id);
+        assert.deepEqual([health.windowStart, health.windowAttempts, health.windowFailures, health.windowReasons], [180_000, ...total], `${id}: the totals are the minutes'`);
+      }
+      // The next attempt's save keeps that minute, and drops the minutes it replaced.
+      await store.grouped(() => {
+        const health = store.endpointHealth.get('ep_both');
+        store.endpointHealth.save({ ...health, windowBuckets: [...health.windowBuckets, { start: 240_000, attempts: 1, failures: 0, reasons: {} }], lastAttemptAt: 240_500 });
+      });
+    } finally {
+      await store.close();
+    }
+    store = Store.open(file, 'normal', { now: () => 0 }, () => undefined, noObserver);
+    try {
+      assert.deepEqual(store.endpointHealth.get('ep_both').windowBuckets.map((b) => [b.start, b.attempts]), [[180_000, 9], [240_000, 1]]);
+      assert.deepEqual(store.db.prepare("SELECT minute FROM endpoint_minutes WHERE endpoint_id = 'ep_both' ORDER BY minute").pluck().all(), [180_000, 240_000]);
     } finally {
       await store.close();
     }

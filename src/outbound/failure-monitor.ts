@@ -1,4 +1,4 @@
-import type { EndpointHealth, MinuteBucket } from '../store/endpoint-health.js';
+import { MINUTE_MS, type EndpointHealth, type MinuteBucket } from '../store/endpoint-health.js';
 
 /**
  * The rules that decide when people hear about a failing endpoint, as pure functions of the
@@ -6,14 +6,14 @@ import type { EndpointHealth, MinuteBucket } from '../store/endpoint-health.js';
  *
  * - Error webhook: the 3rd consecutive failed attempt fires it, once per streak; a success
  *   ends the streak.
- * - Owner email: over the last hour, counted in whole minutes (the current minute and the 59
- *   before it), it fires when failures > 5 at a failure rate > 80 %, or when failures > 50, and
- *   then not again for an hour. Attempts count whole (5 of 5 does not fire, 6 of 6 does; 51 at
- *   60 % does). A rolling hour, as the alert rules count it (now against an hour ago): a burst
- *   that spans the turn of an hour counted from its first failure is still seen whole.
+ * - Owner email: over the last hour, counted by whole minutes (the current minute and the 60
+ *   before it, so never less than an hour, at most a minute more), it fires when failures > 5
+ *   at a failure rate > 80 %, or when failures > 50, and then not again for an hour. Attempts
+ *   count whole (5 of 5 does not fire, 6 of 6 does; 51 at 60 % does). A rolling hour, as the
+ *   alert rules count: a burst that spans the turn of an hour counted from its first failure is
+ *   still seen whole.
  */
 export const WINDOW_MS = 3_600_000;
-export const BUCKET_MS = 60_000;
 export const STREAK_THRESHOLD = 3;
 const RATE_THRESHOLD = 0.8;
 const RATE_MIN_FAILURES = 5;
@@ -78,29 +78,28 @@ export function observeAttempt(previous: EndpointHealth, attempt: ObservedAttemp
 
   // Minutes are never changed once in the list (the newest is replaced), so the list is copied
   // shallowly and the totals follow by subtracting the minutes that leave and adding the attempt.
-  const minute = attempt.at - (attempt.at % BUCKET_MS);
+  const minute = attempt.at - (attempt.at % MINUTE_MS);
   const buckets = [...health.windowBuckets];
-  while (buckets.length > 0 && (buckets[0]?.start ?? 0) <= attempt.at - WINDOW_MS) {
-    const gone = buckets.shift();
-    if (gone) count(health, gone, -1);
-  }
+  const leave = (bucket: MinuteBucket | undefined) => {
+    if (bucket) count(health, bucket, -1);
+  };
+  while (buckets.length > 0 && (buckets[0]?.start ?? 0) <= attempt.at - WINDOW_MS - MINUTE_MS) leave(buckets.shift());
+  // A clock set back by more than a minute: the minutes it has not reached again are dropped
+  // rather than counted as part of this hour.
+  while (buckets.length > 0 && (buckets.at(-1)?.start ?? 0) > minute + MINUTE_MS) leave(buckets.pop());
+  // Within that minute, the newest minute takes the attempt, keeping the list in order.
   const newest = buckets.at(-1);
-  let current: MinuteBucket;
-  // A clock stepped back adds to the newest minute rather than reordering the list.
-  if (newest && minute <= newest.start) {
-    current = { ...newest, reasons: { ...newest.reasons } };
-    buckets[buckets.length - 1] = current;
-  } else {
-    current = { start: minute, attempts: 0, failures: 0, reasons: {} };
-    buckets.push(current);
-  }
-  const added: MinuteBucket = { start: current.start, attempts: 1, failures: attempt.ok ? 0 : 1, reasons: attempt.ok ? {} : { [attempt.reason ?? 'unknown']: 1 } };
-  current.attempts += added.attempts;
-  current.failures += added.failures;
-  for (const reason in added.reasons) current.reasons[reason] = (current.reasons[reason] ?? 0) + 1;
+  const into = newest && newest.start >= minute ? buckets.pop() : undefined;
+  const reason = attempt.ok ? null : attempt.reason ?? 'unknown';
+  const added: MinuteBucket = { start: into?.start ?? minute, attempts: 1, failures: attempt.ok ? 0 : 1, reasons: reason ? { [reason]: 1 } : {} };
+  const reasons = { ...into?.reasons };
+  if (reason) reasons[reason] = (reasons[reason] ?? 0) + 1;
+  buckets.push({ start: added.start, attempts: (into?.attempts ?? 0) + 1, failures: (into?.failures ?? 0) + added.failures, reasons });
   count(health, added, 1);
   health.windowBuckets = buckets;
   health.windowStart = buckets[0]?.start ?? null;
+  // An email dated ahead of this attempt was sent while the clock ran ahead: it quiets nothing.
+  if (health.windowNotifiedAt !== null && health.windowNotifiedAt > attempt.at + MINUTE_MS) health.windowNotifiedAt = null;
 
   let ownerEmail: WindowSnapshot | null = null;
   const quiet = health.windowNotifiedAt !== null && attempt.at < health.windowNotifiedAt + WINDOW_MS;

@@ -1,12 +1,28 @@
 import { timed, type Db, type QueryTimer } from './db.js';
 import { ensureOutboundSchema } from './outbound-schema.js';
 
-/** One minute of an endpoint's attempts (start is the minute's first millisecond). */
+/**
+ * One minute of an endpoint's attempts (start is the minute's first millisecond). Never changed
+ * once made (the failure monitor replaces the newest), so copies of the state share them.
+ */
 export interface MinuteBucket {
-  start: number;
-  attempts: number;
-  failures: number;
-  reasons: Record<string, number>;
+  readonly start: number;
+  readonly attempts: number;
+  readonly failures: number;
+  readonly reasons: Readonly<Record<string, number>>;
+}
+
+export const MINUTE_MS = 60_000;
+
+/** The totals of a window's minutes: its first minute (null when empty), attempts, failures, reasons. */
+export function windowTotals(buckets: readonly MinuteBucket[]): Pick<EndpointHealth, 'windowStart' | 'windowAttempts' | 'windowFailures' | 'windowReasons'> {
+  const totals = { windowStart: buckets[0]?.start ?? null, windowAttempts: 0, windowFailures: 0, windowReasons: {} as Record<string, number> };
+  for (const bucket of buckets) {
+    totals.windowAttempts += bucket.attempts;
+    totals.windowFailures += bucket.failures;
+    for (const reason in bucket.reasons) totals.windowReasons[reason] = (totals.windowReasons[reason] ?? 0) + (bucket.reasons[reason] ?? 0);
+  }
+  return totals;
 }
 
 /**
@@ -20,8 +36,8 @@ export interface EndpointHealth {
   streak: number;
   /** The error webhook went out for the current streak. */
   streakNotified: boolean;
-  /** The last hour's attempts by minute, oldest first (see failure-monitor.ts). */
-  windowBuckets: MinuteBucket[];
+  /** The last hour's attempts by minute, oldest first (see failure-monitor.ts); replaced, never changed in place. */
+  windowBuckets: readonly MinuteBucket[];
   /** Totals over windowBuckets, as of the last attempt: its first minute (null when empty), attempts, failures, reasons. */
   windowStart: number | null;
   windowAttempts: number;
@@ -35,9 +51,11 @@ export interface EndpointHealth {
   lastError: string | null;
 }
 
+interface MinuteRow { minute: number; attempts: number; failures: number; reasons: string }
+
 interface HealthRow {
   endpoint_id: string; streak: number; streak_notified: number; window_start: number | null; window_attempts: number;
-  window_failures: number; window_reasons: string; window_buckets: string; window_notified_at: number | null; last_attempt_at: number | null;
+  window_failures: number; window_reasons: string; window_notified_at: number | null; last_attempt_at: number | null;
   last_ok: number | null; last_status: number | null; last_error: string | null;
 }
 
@@ -55,6 +73,8 @@ export class EndpointHealthStore {
    * kept; a rolled-back transaction empties it (forgetUncommitted).
    */
   private readonly known = new Map<string, { health: EndpointHealth; at: number }>();
+  /** Each endpoint's minutes as this process last read or wrote them in endpoint_minutes. */
+  private readonly stored = new Map<string, Set<MinuteBucket>>();
 
   constructor(db: Db, private readonly timer: QueryTimer, private readonly now: () => number = Date.now) {
     ensureOutboundSchema(db);
@@ -62,14 +82,21 @@ export class EndpointHealthStore {
       get: db.prepare<[string], HealthRow>('SELECT * FROM endpoint_health WHERE endpoint_id = ?'),
       save: db.prepare(
         `INSERT INTO endpoint_health (endpoint_id, streak, streak_notified, window_start, window_attempts, window_failures, window_reasons,
-           window_buckets, window_notified_at, last_attempt_at, last_ok, last_status, last_error)
+           window_notified_at, last_attempt_at, last_ok, last_status, last_error)
          VALUES (@endpointId, @streak, @streakNotified, @windowStart, @windowAttempts, @windowFailures, @windowReasons,
-           @windowBuckets, @windowNotifiedAt, @lastAttemptAt, @lastOk, @lastStatus, @lastError)
+           @windowNotifiedAt, @lastAttemptAt, @lastOk, @lastStatus, @lastError)
          ON CONFLICT (endpoint_id) DO UPDATE SET streak = excluded.streak, streak_notified = excluded.streak_notified,
            window_start = excluded.window_start, window_attempts = excluded.window_attempts, window_failures = excluded.window_failures,
-           window_reasons = excluded.window_reasons, window_buckets = excluded.window_buckets, window_notified_at = excluded.window_notified_at,
+           window_reasons = excluded.window_reasons, window_notified_at = excluded.window_notified_at,
            last_attempt_at = excluded.last_attempt_at, last_ok = excluded.last_ok, last_status = excluded.last_status, last_error = excluded.last_error`),
       remove: db.prepare<[string]>('DELETE FROM endpoint_health WHERE endpoint_id = ?'),
+      minutes: db.prepare<[string], MinuteRow>('SELECT minute, attempts, failures, reasons FROM endpoint_minutes WHERE endpoint_id = ? ORDER BY minute'),
+      saveMinute: db.prepare(
+        `INSERT INTO endpoint_minutes (endpoint_id, minute, attempts, failures, reasons) VALUES (@endpointId, @minute, @attempts, @failures, @reasons)
+         ON CONFLICT (endpoint_id, minute) DO UPDATE SET attempts = excluded.attempts, failures = excluded.failures, reasons = excluded.reasons`),
+      // Minutes outside [from, to]: those that left the window, and those a clock set back dropped.
+      trimMinutes: db.prepare<[string, number, number]>('DELETE FROM endpoint_minutes WHERE endpoint_id = ? AND (minute < ? OR minute > ?)'),
+      removeMinutes: db.prepare<[string]>('DELETE FROM endpoint_minutes WHERE endpoint_id = ?'),
     };
   }
 
@@ -77,61 +104,85 @@ export class EndpointHealthStore {
     const known = this.known.get(endpointId);
     if (known && this.now() - known.at < KNOWN_MS) return copy(known.health);
     const row = timed(this.timer, 'endpoint_health_get', () => this.s.get.get(endpointId));
-    if (!row) return emptyHealth(endpointId);
-    const windowReasons = JSON.parse(row.window_reasons) as Record<string, number>;
-    let windowBuckets = decodeBuckets(row.window_buckets);
-    // Saved before the window was counted by minute: its totals become one minute, at its start.
-    if (windowBuckets.length === 0 && row.window_start !== null) {
-      windowBuckets = [{ start: row.window_start - (row.window_start % 60_000), attempts: row.window_attempts, failures: row.window_failures, reasons: windowReasons }];
+    if (!row) {
+      this.stored.delete(endpointId);
+      return emptyHealth(endpointId);
+    }
+    let windowBuckets: MinuteBucket[] = timed(this.timer, 'endpoint_health_get', () => this.s.minutes.all(endpointId)).map((minute) => ({
+      start: minute.minute, attempts: minute.attempts, failures: minute.failures, reasons: JSON.parse(minute.reasons) as Record<string, number>,
+    }));
+    this.stored.set(endpointId, new Set(windowBuckets));
+    const newest = windowBuckets.at(-1);
+    // A row whose last attempt lies past its newest minute was last written by a version that
+    // kept no minutes (its window opened at a first failure and lasted an hour): that window's
+    // totals become one minute, at the minute of its last attempt, so that they leave the
+    // window late rather than early (an email may come early, not be missed).
+    const lastAt = row.last_attempt_at ?? row.window_start;
+    if (lastAt !== null && (newest ? lastAt >= newest.start + MINUTE_MS : row.window_start !== null)) {
+      windowBuckets = row.window_start === null ? [] : [{
+        start: lastAt - (lastAt % MINUTE_MS), attempts: row.window_attempts, failures: row.window_failures,
+        reasons: JSON.parse(row.window_reasons) as Record<string, number>,
+      }];
     }
     const health: EndpointHealth = {
-      endpointId, streak: row.streak, streakNotified: row.streak_notified === 1, windowBuckets, windowStart: row.window_start,
-      windowAttempts: row.window_attempts, windowFailures: row.window_failures, windowReasons, windowNotifiedAt: row.window_notified_at,
+      endpointId, streak: row.streak, streakNotified: row.streak_notified === 1, windowBuckets, ...windowTotals(windowBuckets), windowNotifiedAt: row.window_notified_at,
       lastAttemptAt: row.last_attempt_at, lastOk: row.last_ok === null ? null : row.last_ok === 1, lastStatus: row.last_status, lastError: row.last_error,
     };
     this.known.set(endpointId, { health: copy(health), at: this.now() });
     return health;
   }
 
-  /** Call inside the transaction that records the attempt the new state reflects. */
+  /**
+   * Call inside the transaction that records the attempt the new state reflects. Writes the
+   * newest minute (the one the attempt went to) and, when the window's span changed, removes the
+   * minutes it no longer holds.
+   */
   save(health: EndpointHealth): void {
-    timed(this.timer, 'endpoint_health_save', () => this.s.save.run({
-      ...health,
-      streakNotified: health.streakNotified ? 1 : 0,
-      windowReasons: JSON.stringify(health.windowReasons),
-      windowBuckets: encodeBuckets(health.windowBuckets),
-      lastOk: health.lastOk === null ? null : health.lastOk ? 1 : 0,
-    }));
-    this.known.set(health.endpointId, { health: copy(health), at: this.now() });
+    const { endpointId } = health;
+    timed(this.timer, 'endpoint_health_save', () => {
+      this.s.save.run({
+        ...health,
+        streakNotified: health.streakNotified ? 1 : 0,
+        windowReasons: JSON.stringify(health.windowReasons),
+        lastOk: health.lastOk === null ? null : health.lastOk ? 1 : 0,
+      });
+      const had = this.stored.get(endpointId);
+      const first = health.windowBuckets[0];
+      const newest = health.windowBuckets.at(-1);
+      if (!first || !newest) {
+        if (had === undefined || had.size > 0) this.s.removeMinutes.run(endpointId);
+        return;
+      }
+      // Minutes are replaced, never changed, so a minute not among those stored is new: as a rule
+      // only the newest.
+      for (const bucket of health.windowBuckets) {
+        if (!had?.has(bucket)) this.s.saveMinute.run({ endpointId, minute: bucket.start, attempts: bucket.attempts, failures: bucket.failures, reasons: JSON.stringify(bucket.reasons) });
+      }
+      let span = had === undefined;
+      for (const bucket of had ?? []) span ||= bucket.start < first.start || bucket.start > newest.start;
+      if (span) this.s.trimMinutes.run(endpointId, first.start, newest.start);
+    });
+    this.stored.set(endpointId, new Set(health.windowBuckets));
+    this.known.set(endpointId, { health: copy(health), at: this.now() });
   }
 
   remove(endpointId: string): void {
     this.known.delete(endpointId);
-    timed(this.timer, 'endpoint_health_save', () => this.s.remove.run(endpointId));
+    this.stored.delete(endpointId);
+    timed(this.timer, 'endpoint_health_save', () => {
+      this.s.remove.run(endpointId);
+      this.s.removeMinutes.run(endpointId);
+    });
   }
 
   /** After a rollback: what was saved or read inside it may not be so. */
   forgetUncommitted(): void {
     this.known.clear();
+    this.stored.clear();
   }
 }
 
 const KNOWN_MS = 1000;
 
-const copy = (health: EndpointHealth): EndpointHealth => ({
-  ...health,
-  windowReasons: { ...health.windowReasons },
-  windowBuckets: health.windowBuckets.map((bucket) => ({ ...bucket, reasons: { ...bucket.reasons } })),
-});
-
-// Saved on every attempt, up to 60 minutes: as arrays, and a minute without failures without its
-// (empty) reasons, the row stays small and quick to write (under half the JSON of the objects).
-type StoredBucket = [start: number, attempts: number] | [start: number, attempts: number, failures: number, reasons: Record<string, number>];
-
-function encodeBuckets(buckets: MinuteBucket[]): string {
-  return JSON.stringify(buckets.map((b): StoredBucket => (b.failures === 0 ? [b.start, b.attempts] : [b.start, b.attempts, b.failures, b.reasons])));
-}
-
-function decodeBuckets(text: string): MinuteBucket[] {
-  return (JSON.parse(text) as StoredBucket[]).map(([start, attempts, failures = 0, reasons = {}]) => ({ start, attempts, failures, reasons }));
-}
+// The minutes are shared, not copied: they are never changed in place.
+const copy = (health: EndpointHealth): EndpointHealth => ({ ...health, windowReasons: { ...health.windowReasons } });

@@ -77,11 +77,20 @@ const OUTBOUND_V1 = `
 // Secrets replaced before the previous one and still signing (see EndpointStore.rotateSecret).
 const EARLIER_SECRETS = `ALTER TABLE endpoints ADD COLUMN earlier_secrets TEXT NOT NULL DEFAULT '[]';`;
 
-// The failure monitor's last hour by minute (see failure-monitor.ts).
-const WINDOW_BUCKETS = `ALTER TABLE endpoint_health ADD COLUMN window_buckets TEXT NOT NULL DEFAULT '[]';`;
+// The failure monitor's last hour by minute (see failure-monitor.ts): one small row per endpoint
+// and minute, so recording an attempt rewrites one minute, not the hour.
+const ENDPOINT_MINUTES = `
+  CREATE TABLE endpoint_minutes (
+    endpoint_id TEXT NOT NULL,
+    minute INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    failures INTEGER NOT NULL,
+    reasons TEXT NOT NULL,
+    PRIMARY KEY (endpoint_id, minute)
+  ) WITHOUT ROWID;`;
 
 export function ensureOutboundSchema(db: Db): void {
   ensureSchema(db, 'outbound-v1', OUTBOUND_V1);
   ensureSchema(db, 'outbound-earlier-secrets', EARLIER_SECRETS);
-  ensureSchema(db, 'outbound-window-buckets', WINDOW_BUCKETS);
+  ensureSchema(db, 'outbound-endpoint-minutes', ENDPOINT_MINUTES);
 }
