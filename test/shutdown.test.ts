@@ -9,6 +9,21 @@ import { spawnService } from './helpers/child.js';
 import { ADMIN_TOKEN, DEMO_SECRET, tempDir, waitFor } from './helpers/service.js';
 import { standardEvent, standardHeaders } from './helpers/signing.js';
 
+/** An endpoint on 127.0.0.1 answering through `handle`, with the settings and admin client the delivery cases share. */
+async function deliveryScene(prefix: string, handle: http.RequestListener) {
+  const endpoint = http.createServer(handle);
+  await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(endpoint.address() as AddressInfo).port}/hook`;
+  const env = { DATA_DIR: path.join(tempDir(prefix), 'data'), ADMIN_TOKEN, ALLOW_PRIVATE_DESTINATIONS: 'true', SHUTDOWN_TIMEOUT: '1s', DELIVERY_TIMEOUT: '30s' };
+  const admin = (base: string, method: string, route: string, body?: unknown) =>
+    fetch(`${base}${route}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const close = async () => {
+    endpoint.closeAllConnections();
+    await new Promise<void>((resolve) => endpoint.close(() => resolve()));
+  };
+  return { url, env, admin, close };
+}
+
 describe('graceful shutdown', () => {
   it('on SIGTERM stops accepting, lets running jobs finish, and leaves the rest for the next start', async () => {
     const dir = tempDir('hookwatch-term-');
@@ -119,11 +134,10 @@ describe('graceful shutdown', () => {
   });
 
   it('does not count or log a delivery attempt cut off by shutdown as the endpoint failing, and sends it again after the restart', async () => {
-    const dir = tempDir('hookwatch-term-delivery-');
     let answering = false;
     const arrived: string[] = [];
     // Holds the first request until the service goes away; answers once told to.
-    const endpoint = http.createServer((req, res) => {
+    const { url, env, admin, close } = await deliveryScene('hookwatch-term-delivery-', (req, res) => {
       let body = '';
       req.on('data', (chunk: Buffer) => { body += chunk.toString(); });
       req.on('end', () => {
@@ -131,11 +145,6 @@ describe('graceful shutdown', () => {
         if (answering) res.end('ok');
       });
     });
-    await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(endpoint.address() as AddressInfo).port}/hook`;
-    const env = { DATA_DIR: path.join(dir, 'data'), ADMIN_TOKEN, ALLOW_PRIVATE_DESTINATIONS: 'true', SHUTDOWN_TIMEOUT: '1s', DELIVERY_TIMEOUT: '30s' };
-    const admin = (base: string, method: string, route: string, body?: unknown) =>
-      fetch(`${base}${route}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
     const first = await spawnService(env);
     let second: Awaited<ReturnType<typeof spawnService>> | undefined;
     try {
@@ -161,16 +170,14 @@ describe('graceful shutdown', () => {
     } finally {
       await first.kill('SIGKILL');
       await second?.kill('SIGKILL');
-      endpoint.closeAllConnections();
-      await new Promise<void>((resolve) => endpoint.close(() => resolve()));
+      await close();
     }
   });
 
   it('answers a manual retry that shutdown cuts off with 503 and does not record it as a failed attempt', async () => {
-    const dir = tempDir('hookwatch-term-manual-');
     const arrived: string[] = [];
     // Fails the first attempt at once; holds every later one until the service goes away.
-    const endpoint = http.createServer((req, res) => {
+    const { url, env, admin, close } = await deliveryScene('hookwatch-term-manual-', (req, res) => {
       req.resume();
       req.on('end', () => {
         arrived.push(req.url ?? '');
@@ -180,11 +187,6 @@ describe('graceful shutdown', () => {
         }
       });
     });
-    await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(endpoint.address() as AddressInfo).port}/hook`;
-    const env = { DATA_DIR: path.join(dir, 'data'), ADMIN_TOKEN, ALLOW_PRIVATE_DESTINATIONS: 'true', SHUTDOWN_TIMEOUT: '1s', DELIVERY_TIMEOUT: '30s' };
-    const admin = (base: string, method: string, route: string, body?: unknown) =>
-      fetch(`${base}${route}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
     const first = await spawnService(env);
     let second: Awaited<ReturnType<typeof spawnService>> | undefined;
     try {
@@ -215,8 +217,7 @@ describe('graceful shutdown', () => {
     } finally {
       await first.kill('SIGKILL');
       await second?.kill('SIGKILL');
-      endpoint.closeAllConnections();
-      await new Promise<void>((resolve) => endpoint.close(() => resolve()));
+      await close();
     }
   });
 
