@@ -164,7 +164,7 @@ describe('failure monitor rules', () => {
     assert.equal(emails.length, 1);
   });
 
-  it('drops the minutes a clock set back has not reached again, and forgets an email dated ahead of the clock', () => {
+  it('drops the minutes a clock set back has not reached again, and runs the quiet hour of an email dated ahead from now', () => {
     const hour = WINDOW_MS;
     let health = emptyHealth('ep');
     let emails = 0;
@@ -179,7 +179,7 @@ describe('failure monitor rules', () => {
     // Set right again: the minutes ahead are dropped, and the email does not quiet the real hour.
     attempt(true, 10_000);
     assert.equal(health.windowAttempts, 1);
-    assert.equal(health.windowNotifiedAt, null);
+    assert.equal(health.windowNotifiedAt, 10_000);
     // One failure every 2 minutes beside 2 successes for 2 hours never makes an hour above 80 % or 50.
     for (let m = 1; m < 120; m += 2) {
       attempt(false, m * 60_000);
@@ -190,6 +190,21 @@ describe('failure monitor rules', () => {
     assert.ok(health.windowAttempts <= 93, `at most 61 minutes counted, got ${health.windowAttempts}`);
     for (let i = 0; i < 6; i++) attempt(false, 120 * 60_000 + i);
     assert.equal(emails, 1, '6 more failures among 90 attempts stay under 80 %');
+  });
+
+  it('sends no second email when the clock steps back a little over a minute after one', () => {
+    let health = emptyHealth('ep');
+    let emails = 0;
+    const attempt = (at: number) => {
+      const decision = observeAttempt(health, { ok: false, at, reason: 'timeout', statusCode: null, error: null });
+      health = decision.health;
+      if (decision.ownerEmail) emails += 1;
+    };
+    for (let i = 0; i < 6; i++) attempt(10 * 60 * 60_000 + 55_000 + i * 500);
+    assert.equal(emails, 1);
+    attempt(10 * 60 * 60_000 + 57_500 - 70_000);
+    assert.equal(emails, 1, 'the same failures are not reported twice');
+    assert.equal(health.windowFailures, 7);
   });
 
   it('keeps the totals equal to the sum of the minutes still in the hour, through gaps and a clock stepped back', () => {

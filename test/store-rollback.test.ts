@@ -237,9 +237,14 @@ describe("an endpoint's failure-monitor state", () => {
       // A row as the fixed-hour version left it: totals, no minutes.
       store.db.prepare(`INSERT INTO endpoint_health (endpoint_id, window_start, window_attempts, window_failures, window_reasons, last_attempt_at)
         VALUES ('ep_old', 90500, 7, 6, '{"timeout":6}', 200500)`).run();
-      // That version, still draining during a deploy, records attempts after this one saved minutes.
+      // That version, still draining during a deploy, records attempts after this one saved minutes,
+      // in a later minute or within the same one.
       store.db.prepare(`UPDATE endpoint_health SET window_attempts = 9, window_failures = 5, window_reasons = '{"timeout":5}', last_attempt_at = 200500
         WHERE endpoint_id = 'ep_both'`).run();
+      store.endpoints.create({ id: 'ep_same', url: 'https://example.com/same', events: ['*'], description: '', ownerEmails: [], secret: 'whsec_c2VjcmV0' });
+      await store.grouped(() => store.endpointHealth.save({ ...emptyHealth('ep_same'), ...saved }));
+      store.db.prepare(`UPDATE endpoint_health SET window_attempts = 6, window_failures = 6, window_reasons = '{"timeout":6}', last_attempt_at = 90000
+        WHERE endpoint_id = 'ep_same'`).run();
     } finally {
       await store.close();
     }
@@ -248,6 +253,7 @@ describe("an endpoint's failure-monitor state", () => {
       const kept = store.endpointHealth.get('ep_m');
       assert.deepEqual(kept.windowBuckets, buckets);
       assert.deepEqual([kept.windowAttempts, kept.windowFailures, kept.windowReasons], [4, 3, { timeout: 2, http_5xx: 1 }]);
+      assert.deepEqual(store.endpointHealth.get('ep_same').windowBuckets, [{ start: 60_000, attempts: 6, failures: 6, reasons: { timeout: 6 } }], 'its totals tell it apart');
       // Its window becomes one minute at its last attempt, so it leaves late rather than early.
       for (const id of ['ep_old', 'ep_both']) {
         const health = store.endpointHealth.get(id);
@@ -258,7 +264,7 @@ describe("an endpoint's failure-monitor state", () => {
       // The next attempt's save keeps that minute, and drops the minutes it replaced.
       await store.grouped(() => {
         const health = store.endpointHealth.get('ep_both');
-        store.endpointHealth.save({ ...health, windowBuckets: [...health.windowBuckets, { start: 240_000, attempts: 1, failures: 0, reasons: {} }], lastAttemptAt: 240_500 });
+        store.endpointHealth.save({ ...health, windowBuckets: [...health.windowBuckets, { start: 240_000, attempts: 1, failures: 0, reasons: {} }], windowAttempts: health.windowAttempts + 1, lastAttemptAt: 240_500 });
       });
     } finally {
       await store.close();

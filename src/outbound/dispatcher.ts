@@ -207,6 +207,7 @@ export class Dispatcher {
     if (!endpoint) throw new ConflictError(`endpoint ${delivery.endpointId} was deleted`);
     if (endpoint.disabledAt !== null) throw new ConflictError(`endpoint ${endpoint.id} is disabled; re-enable it first`);
     if (this.inFlight.has(delivery.id) || this.manualAttempts.has(delivery.id)) throw new ConflictError('an attempt of this delivery is in progress');
+    if (this.cuttingOff) throw new CutOffError('the service is shutting down; nothing was sent, retry it after the restart');
     const event = this.store.events.content(delivery.eventPk);
     if (!event) throw new ConflictError('the event of this delivery no longer exists');
     const attempt = (async () => {
@@ -287,7 +288,8 @@ export class Dispatcher {
         const result = await this.post(endpoint, event.id, body, span, rid);
         span.setAttribute('http.response.status_code', result.statusCode ?? 0);
         const outcome = this.decide(delivery, trigger, result);
-        if (this.cuttingOff && !result.ok) {
+        // Cut off: no answer came (an answer whose body was still arriving counts as the endpoint's).
+        if (this.cuttingOff && !result.ok && result.statusCode === null) {
           const message = counted ? 'delivery attempt cut off by shutdown; it is sent again after the restart' : 'manual delivery attempt cut off by shutdown; not recorded';
           this.logger.info(message, {
             request_id: rid, endpoint: endpoint.id, delivery_id: delivery.id, event_id: event.eventId, attempt: number, error: result.error,
@@ -347,8 +349,9 @@ export class Dispatcher {
     if (!saved || !current) throw new Error(`delivery ${read.id} vanished`);
     const { attempt, delivery: after } = saved;
     if (trigger === 'manual' && result.ok && current.jobId !== null && this.jobs.get(current.jobId)?.status === 'dead') this.jobs.deleteDead(current.jobId);
-    // A cancelled delivery's endpoint has been deleted: nobody is left to tell, and its health is gone with it.
-    if (after.status === 'cancelled') return { delivery: after, attempt };
+    // A cancelled delivery's endpoint has been deleted, and so has a delivered one's whose manual
+    // re-send was on the wire meanwhile: nobody is left to tell, and its health is gone with it.
+    if (after.status === 'cancelled' || !this.store.endpoints.get(endpoint.id)) return { delivery: after, attempt };
 
     const decision = observeAttempt(this.store.endpointHealth.get(endpoint.id), { ok: result.ok, at, reason: result.reason, statusCode: result.statusCode, error: result.error });
     this.store.endpointHealth.save(decision.health);

@@ -98,8 +98,9 @@ export function observeAttempt(previous: EndpointHealth, attempt: ObservedAttemp
   count(health, added, 1);
   health.windowBuckets = buckets;
   health.windowStart = buckets[0]?.start ?? null;
-  // An email dated ahead of this attempt was sent while the clock ran ahead: it quiets nothing.
-  if (health.windowNotifiedAt !== null && health.windowNotifiedAt > attempt.at + MINUTE_MS) health.windowNotifiedAt = null;
+  // An email dated ahead of this attempt was sent while the clock ran ahead: its quiet hour runs
+  // from now instead (forgetting it would email again about the failures still counted).
+  if (health.windowNotifiedAt !== null && health.windowNotifiedAt > attempt.at) health.windowNotifiedAt = attempt.at;
 
   let ownerEmail: WindowSnapshot | null = null;
   const quiet = health.windowNotifiedAt !== null && attempt.at < health.windowNotifiedAt + WINDOW_MS;

@@ -73,8 +73,12 @@ export class EndpointHealthStore {
    * kept; a rolled-back transaction empties it (forgetUncommitted).
    */
   private readonly known = new Map<string, { health: EndpointHealth; at: number }>();
-  /** Each endpoint's minutes as this process last read or wrote them in endpoint_minutes. */
-  private readonly stored = new Map<string, Set<MinuteBucket>>();
+  /**
+   * Each endpoint's minutes as this process last read or wrote them in endpoint_minutes, with the
+   * last attempt they go with: a row still naming that attempt has the same minutes, so they need
+   * not be read again when the cached state expires.
+   */
+  private readonly stored = new Map<string, { minutes: Set<MinuteBucket>; lastAttemptAt: number | null }>();
 
   constructor(db: Db, private readonly timer: QueryTimer, private readonly now: () => number = Date.now) {
     ensureOutboundSchema(db);
@@ -108,24 +112,32 @@ export class EndpointHealthStore {
       this.stored.delete(endpointId);
       return emptyHealth(endpointId);
     }
-    let windowBuckets: MinuteBucket[] = timed(this.timer, 'endpoint_health_get', () => this.s.minutes.all(endpointId)).map((minute) => ({
-      start: minute.minute, attempts: minute.attempts, failures: minute.failures, reasons: JSON.parse(minute.reasons) as Record<string, number>,
-    }));
-    this.stored.set(endpointId, new Set(windowBuckets));
+    const had = this.stored.get(endpointId);
+    let windowBuckets: MinuteBucket[] = had && had.lastAttemptAt === row.last_attempt_at
+      ? [...had.minutes]
+      : timed(this.timer, 'endpoint_health_get', () => this.s.minutes.all(endpointId)).map((minute) => ({
+        start: minute.minute, attempts: minute.attempts, failures: minute.failures, reasons: minute.reasons === '{}' ? {} : JSON.parse(minute.reasons) as Record<string, number>,
+      }));
+    this.stored.set(endpointId, { minutes: new Set(windowBuckets), lastAttemptAt: row.last_attempt_at });
     const newest = windowBuckets.at(-1);
-    // A row whose last attempt lies past its newest minute was last written by a version that
-    // kept no minutes (its window opened at a first failure and lasted an hour): that window's
-    // totals become one minute, at the minute of its last attempt, so that they leave the
-    // window late rather than early (an email may come early, not be missed).
+    const totals = windowTotals(windowBuckets);
+    // A row whose last attempt lies past its newest minute, or whose totals are not its minutes',
+    // was last written by a version that kept no minutes (its window opened at a first failure
+    // and lasted an hour): that window's totals become one minute, at the minute of its last
+    // attempt, so that they leave the window late rather than early.
     const lastAt = row.last_attempt_at ?? row.window_start;
-    if (lastAt !== null && (newest ? lastAt >= newest.start + MINUTE_MS : row.window_start !== null)) {
+    const foreign = newest
+      ? (lastAt !== null && lastAt >= newest.start + MINUTE_MS) || row.window_attempts !== totals.windowAttempts || row.window_failures !== totals.windowFailures
+      : row.window_start !== null;
+    if (lastAt !== null && foreign) {
       windowBuckets = row.window_start === null ? [] : [{
         start: lastAt - (lastAt % MINUTE_MS), attempts: row.window_attempts, failures: row.window_failures,
         reasons: JSON.parse(row.window_reasons) as Record<string, number>,
       }];
     }
     const health: EndpointHealth = {
-      endpointId, streak: row.streak, streakNotified: row.streak_notified === 1, windowBuckets, ...windowTotals(windowBuckets), windowNotifiedAt: row.window_notified_at,
+      endpointId, streak: row.streak, streakNotified: row.streak_notified === 1, windowBuckets, ...(foreign ? windowTotals(windowBuckets) : totals),
+      windowNotifiedAt: row.window_notified_at,
       lastAttemptAt: row.last_attempt_at, lastOk: row.last_ok === null ? null : row.last_ok === 1, lastStatus: row.last_status, lastError: row.last_error,
     };
     this.known.set(endpointId, { health: copy(health), at: this.now() });
@@ -146,7 +158,7 @@ export class EndpointHealthStore {
         windowReasons: JSON.stringify(health.windowReasons),
         lastOk: health.lastOk === null ? null : health.lastOk ? 1 : 0,
       });
-      const had = this.stored.get(endpointId);
+      const had = this.stored.get(endpointId)?.minutes;
       const first = health.windowBuckets[0];
       const newest = health.windowBuckets.at(-1);
       if (!first || !newest) {
@@ -162,7 +174,7 @@ export class EndpointHealthStore {
       for (const bucket of had ?? []) span ||= bucket.start < first.start || bucket.start > newest.start;
       if (span) this.s.trimMinutes.run(endpointId, first.start, newest.start);
     });
-    this.stored.set(endpointId, new Set(health.windowBuckets));
+    this.stored.set(endpointId, { minutes: new Set(health.windowBuckets), lastAttemptAt: health.lastAttemptAt });
     this.known.set(endpointId, { health: copy(health), at: this.now() });
   }
 
