@@ -20,11 +20,14 @@ describe('scripts/monitoring.sh: compose mode (docker shim)', () => {
     log = join(dir, 'docker.log');
     const bin = join(dir, 'bin');
     mkdirSync(bin);
-    // A POSIX sh shim: `info` and `compose version` succeed, every call is logged.
+    // A POSIX sh shim: `info` and `compose version` succeed, every call is logged. A `run` reads
+    // its input to the end, as a container would: exiting first broke the pipe of a `tar |` that
+    // had not written yet, and the restore stopped there (seen under load in CI).
     const shim = join(bin, 'docker');
     writeFileSync(shim, [
       '#!/bin/sh',
       'printf "%s\\n" "$*" >> "$DOCKER_SHIM_LOG"',
+      'case " $* " in *" run "*) cat > /dev/null ;; esac',
       'if [ "$1" = compose ] && [ "$2" = version ]; then echo "Docker Compose version v2.29.0 (shim)"; fi',
       'exit 0',
       '',
