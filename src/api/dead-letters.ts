@@ -36,8 +36,7 @@ export function deadLettersRouter(jobs: JobQueue, hooks: ReadonlyMap<string, Dea
   });
 
   const findDead = (raw: string): Job => {
-    const id = parseWith(jobId, raw, 'dead-letter id');
-    const job = jobs.get(id);
+    const job = jobs.get(parseWith(jobId, raw, 'dead-letter id'));
     if (!job || job.status !== 'dead') throw notFound(`dead-lettered job ${raw}`);
     return job;
   };
@@ -56,8 +55,9 @@ export function deadLettersRouter(jobs: JobQueue, hooks: ReadonlyMap<string, Dea
   /** For a change: a job that is there but not dead (replayed already, or never dead) is a conflict, not unknown. */
   const findDeadToChange = (raw: string): Job => {
     const job = jobs.get(parseWith(jobId, raw, 'dead-letter id'));
-    if (job && job.status !== 'dead') throw new HttpError(409, 'conflict', `job ${job.id} is ${job.status}, not dead-lettered: only a dead letter can be replayed or deleted`);
-    return findDead(raw);
+    if (!job) throw notFound(`dead-lettered job ${raw}`);
+    if (job.status !== 'dead') throw new HttpError(409, 'conflict', `job ${job.id} is ${job.status}, not dead-lettered: only a dead letter can be replayed or deleted`);
+    return job;
   };
 
   router.post('/dead-letters/:id/replay', (req, res) => {
