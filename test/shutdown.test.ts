@@ -1,27 +1,21 @@
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { spawnService } from './helpers/child.js';
 import { ADMIN_TOKEN, DEMO_SECRET, tempDir, waitFor } from './helpers/service.js';
+import { Receiver, type Behaviour } from './helpers/outbound-harness.js';
 import { standardEvent, standardHeaders } from './helpers/signing.js';
 
-/** An endpoint on 127.0.0.1 answering through `handle`, with the settings and admin client the delivery cases share. */
-async function deliveryScene(prefix: string, handle: http.RequestListener) {
-  const endpoint = http.createServer(handle);
-  await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(endpoint.address() as AddressInfo).port}/hook`;
+/** A Receiver answering as `behaviour` says, with the settings and admin client the delivery cases share. */
+async function deliveryScene(prefix: string, behaviour: Behaviour) {
+  const receiver = await Receiver.start(behaviour);
   const env = { DATA_DIR: path.join(tempDir(prefix), 'data'), ADMIN_TOKEN, ALLOW_PRIVATE_DESTINATIONS: 'true', SHUTDOWN_TIMEOUT: '1s', DELIVERY_TIMEOUT: '30s' };
   const admin = (base: string, method: string, route: string, body?: unknown) =>
     fetch(`${base}${route}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  const close = async () => {
-    endpoint.closeAllConnections();
-    await new Promise<void>((resolve) => endpoint.close(() => resolve()));
-  };
-  return { url, env, admin, close };
+  return { receiver, url: receiver.url, env, admin };
 }
 
 describe('graceful shutdown', () => {
@@ -135,16 +129,9 @@ describe('graceful shutdown', () => {
 
   it('does not count or log a delivery attempt cut off by shutdown as the endpoint failing, and sends it again after the restart', async () => {
     let answering = false;
-    const arrived: string[] = [];
     // Holds the first request until the service goes away; answers once told to.
-    const { url, env, admin, close } = await deliveryScene('hookwatch-term-delivery-', (req, res) => {
-      let body = '';
-      req.on('data', (chunk: Buffer) => { body += chunk.toString(); });
-      req.on('end', () => {
-        arrived.push(body);
-        if (answering) res.end('ok');
-      });
-    });
+    const { receiver, url, env, admin } = await deliveryScene('hookwatch-term-delivery-', () => (answering ? { status: 200, body: 'ok' } : 'hang'));
+    const arrived = receiver.requests;
     const first = await spawnService(env);
     let second: Awaited<ReturnType<typeof spawnService>> | undefined;
     try {
@@ -170,23 +157,14 @@ describe('graceful shutdown', () => {
     } finally {
       await first.kill('SIGKILL');
       await second?.kill('SIGKILL');
-      await close();
+      await receiver.close();
     }
   });
 
   it('answers a manual retry that shutdown cuts off with 503 and does not record it as a failed attempt', async () => {
-    const arrived: string[] = [];
     // Fails the first attempt at once; holds every later one until the service goes away.
-    const { url, env, admin, close } = await deliveryScene('hookwatch-term-manual-', (req, res) => {
-      req.resume();
-      req.on('end', () => {
-        arrived.push(req.url ?? '');
-        if (arrived.length === 1) {
-          res.statusCode = 500;
-          res.end('not yet');
-        }
-      });
-    });
+    const { receiver, url, env, admin } = await deliveryScene('hookwatch-term-manual-', () => (receiver.requests.length === 0 ? { status: 500, body: 'not yet' } : 'hang'));
+    const arrived = receiver.requests;
     const first = await spawnService(env);
     let second: Awaited<ReturnType<typeof spawnService>> | undefined;
     try {
@@ -217,7 +195,7 @@ describe('graceful shutdown', () => {
     } finally {
       await first.kill('SIGKILL');
       await second?.kill('SIGKILL');
-      await close();
+      await receiver.close();
     }
   });
 
