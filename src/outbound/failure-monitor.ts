@@ -1,4 +1,4 @@
-import { MINUTE_MS, type EndpointHealth, type MinuteBucket } from '../store/endpoint-health.js';
+import { countMinute, MINUTE_MS, type EndpointHealth, type MinuteBucket } from '../store/endpoint-health.js';
 
 /**
  * The rules that decide when people hear about a failing endpoint, as pure functions of the
@@ -46,17 +46,6 @@ export function windowFires(attempts: number, failures: number): boolean {
   return (failures > RATE_MIN_FAILURES && failures / attempts > RATE_THRESHOLD) || failures > VOLUME_THRESHOLD;
 }
 
-/** Adds a minute's counts to the window's totals (sign 1) or takes them off (sign -1). */
-function count(health: EndpointHealth, bucket: MinuteBucket, sign: 1 | -1): void {
-  health.windowAttempts += sign * bucket.attempts;
-  health.windowFailures += sign * bucket.failures;
-  for (const reason in bucket.reasons) {
-    const left = (health.windowReasons[reason] ?? 0) + sign * (bucket.reasons[reason] ?? 0);
-    if (left > 0) health.windowReasons[reason] = left;
-    else delete health.windowReasons[reason];
-  }
-}
-
 export function observeAttempt(previous: EndpointHealth, attempt: ObservedAttempt): MonitorDecision {
   const health: EndpointHealth = { ...previous, windowReasons: { ...previous.windowReasons } };
   health.lastAttemptAt = attempt.at;
@@ -81,7 +70,7 @@ export function observeAttempt(previous: EndpointHealth, attempt: ObservedAttemp
   const minute = attempt.at - (attempt.at % MINUTE_MS);
   const buckets = [...health.windowBuckets];
   const leave = (bucket: MinuteBucket | undefined) => {
-    if (bucket) count(health, bucket, -1);
+    if (bucket) countMinute(health, bucket, -1);
   };
   while (buckets.length > 0 && (buckets[0]?.start ?? 0) <= attempt.at - WINDOW_MS - MINUTE_MS) leave(buckets.shift());
   // A clock set back by more than a minute: the minutes it has not reached again are dropped
@@ -91,11 +80,14 @@ export function observeAttempt(previous: EndpointHealth, attempt: ObservedAttemp
   const newest = buckets.at(-1);
   const into = newest && newest.start >= minute ? buckets.pop() : undefined;
   const reason = attempt.ok ? null : attempt.reason ?? 'unknown';
-  const added: MinuteBucket = { start: into?.start ?? minute, attempts: 1, failures: attempt.ok ? 0 : 1, reasons: reason ? { [reason]: 1 } : {} };
   const reasons = { ...into?.reasons };
   if (reason) reasons[reason] = (reasons[reason] ?? 0) + 1;
-  buckets.push({ start: added.start, attempts: (into?.attempts ?? 0) + 1, failures: (into?.failures ?? 0) + added.failures, reasons });
-  count(health, added, 1);
+  buckets.push({ start: into?.start ?? minute, attempts: (into?.attempts ?? 0) + 1, failures: (into?.failures ?? 0) + (reason ? 1 : 0), reasons });
+  health.windowAttempts += 1;
+  if (reason) {
+    health.windowFailures += 1;
+    health.windowReasons[reason] = (health.windowReasons[reason] ?? 0) + 1;
+  }
   health.windowBuckets = buckets;
   health.windowStart = buckets[0]?.start ?? null;
   // An email dated ahead of this attempt was sent while the clock ran ahead: its quiet hour runs

@@ -14,14 +14,23 @@ export interface MinuteBucket {
 
 export const MINUTE_MS = 60_000;
 
-/** The totals of a window's minutes: its first minute (null when empty), attempts, failures, reasons. */
-export function windowTotals(buckets: readonly MinuteBucket[]): Pick<EndpointHealth, 'windowStart' | 'windowAttempts' | 'windowFailures' | 'windowReasons'> {
-  const totals = { windowStart: buckets[0]?.start ?? null, windowAttempts: 0, windowFailures: 0, windowReasons: {} as Record<string, number> };
-  for (const bucket of buckets) {
-    totals.windowAttempts += bucket.attempts;
-    totals.windowFailures += bucket.failures;
-    for (const reason in bucket.reasons) totals.windowReasons[reason] = (totals.windowReasons[reason] ?? 0) + (bucket.reasons[reason] ?? 0);
+type WindowTotals = Pick<EndpointHealth, 'windowStart' | 'windowAttempts' | 'windowFailures' | 'windowReasons'>;
+
+/** Adds a minute's counts to a window's totals (sign 1) or takes them off (sign -1). */
+export function countMinute(totals: WindowTotals, bucket: MinuteBucket, sign: 1 | -1): void {
+  totals.windowAttempts += sign * bucket.attempts;
+  totals.windowFailures += sign * bucket.failures;
+  for (const reason in bucket.reasons) {
+    const left = (totals.windowReasons[reason] ?? 0) + sign * (bucket.reasons[reason] ?? 0);
+    if (left > 0) totals.windowReasons[reason] = left;
+    else delete totals.windowReasons[reason];
   }
+}
+
+/** The totals of a window's minutes: its first minute (null when empty), attempts, failures, reasons. */
+export function windowTotals(buckets: readonly MinuteBucket[]): WindowTotals {
+  const totals: WindowTotals = { windowStart: buckets[0]?.start ?? null, windowAttempts: 0, windowFailures: 0, windowReasons: {} };
+  for (const bucket of buckets) countMinute(totals, bucket, 1);
   return totals;
 }
 
@@ -74,11 +83,11 @@ export class EndpointHealthStore {
    */
   private readonly known = new Map<string, { health: EndpointHealth; at: number }>();
   /**
-   * Each endpoint's minutes as this process last read or wrote them in endpoint_minutes, with the
-   * last attempt they go with: a row still naming that attempt has the same minutes, so they need
-   * not be read again when the cached state expires.
+   * Each endpoint's minutes as this process last read or wrote them in endpoint_minutes (the
+   * state in `known` may add one the previous version's row became). While the row names the last
+   * attempt `known` has, they are its minutes still and need not be read again.
    */
-  private readonly stored = new Map<string, { minutes: Set<MinuteBucket>; lastAttemptAt: number | null }>();
+  private readonly stored = new Map<string, Set<MinuteBucket>>();
 
   constructor(db: Db, private readonly timer: QueryTimer, private readonly now: () => number = Date.now) {
     ensureOutboundSchema(db);
@@ -113,12 +122,12 @@ export class EndpointHealthStore {
       return emptyHealth(endpointId);
     }
     const had = this.stored.get(endpointId);
-    let windowBuckets: MinuteBucket[] = had && had.lastAttemptAt === row.last_attempt_at
-      ? [...had.minutes]
+    let windowBuckets: MinuteBucket[] = had && known?.health.lastAttemptAt === row.last_attempt_at
+      ? [...had]
       : timed(this.timer, 'endpoint_health_get', () => this.s.minutes.all(endpointId)).map((minute) => ({
         start: minute.minute, attempts: minute.attempts, failures: minute.failures, reasons: minute.reasons === '{}' ? {} : JSON.parse(minute.reasons) as Record<string, number>,
       }));
-    this.stored.set(endpointId, { minutes: new Set(windowBuckets), lastAttemptAt: row.last_attempt_at });
+    this.stored.set(endpointId, new Set(windowBuckets));
     const newest = windowBuckets.at(-1);
     const totals = windowTotals(windowBuckets);
     // A row whose last attempt lies past its newest minute, or whose totals are not its minutes',
@@ -158,7 +167,7 @@ export class EndpointHealthStore {
         windowReasons: JSON.stringify(health.windowReasons),
         lastOk: health.lastOk === null ? null : health.lastOk ? 1 : 0,
       });
-      const had = this.stored.get(endpointId)?.minutes;
+      const had = this.stored.get(endpointId);
       const first = health.windowBuckets[0];
       const newest = health.windowBuckets.at(-1);
       if (!first || !newest) {
@@ -174,7 +183,7 @@ export class EndpointHealthStore {
       for (const bucket of had ?? []) span ||= bucket.start < first.start || bucket.start > newest.start;
       if (span) this.s.trimMinutes.run(endpointId, first.start, newest.start);
     });
-    this.stored.set(endpointId, { minutes: new Set(health.windowBuckets), lastAttemptAt: health.lastAttemptAt });
+    this.stored.set(endpointId, new Set(health.windowBuckets));
     this.known.set(endpointId, { health: copy(health), at: this.now() });
   }
 
