@@ -267,7 +267,7 @@ describe('failure monitor rules', () => {
 describe('notification texts', () => {
   const endpoint: Endpoint = {
     id: 'ep_1', url: 'https://hooks.example.com/in', description: 'orders', events: ['*'], ownerEmails: ['a@example.com'],
-    secret: 'whsec_x', previousSecret: null, previousSecretExpiresAt: null, earlierSecrets: [], paused: false, disabledAt: null, disabledReason: null, createdAt: 0, updatedAt: 0,
+    secret: 'whsec_x', retiredSecrets: [], paused: false, disabledAt: null, disabledReason: null, createdAt: 0, updatedAt: 0,
   };
 
   it('gives the error webhook code 0 when there was no status', () => {

@@ -58,9 +58,9 @@ export function presentEndpoint(store: Store, endpoint: Endpoint) {
     disabled: endpoint.disabledAt !== null,
     disabled_at: iso(endpoint.disabledAt),
     disabled_reason: endpoint.disabledReason,
-    previous_secret_expires_at: endpoint.previousSecret ? iso(endpoint.previousSecretExpiresAt) : null,
+    previous_secret_expires_at: iso(endpoint.retiredSecrets[0]?.expiresAt ?? null),
     // Secrets replaced before that one which were still signing at the last rotation, newest first.
-    earlier_secrets_expire_at: endpoint.earlierSecrets.map((retired) => iso(retired.expiresAt)),
+    earlier_secrets_expire_at: endpoint.retiredSecrets.slice(1).map((retired) => iso(retired.expiresAt)),
     created_at: iso(endpoint.createdAt),
     updated_at: iso(endpoint.updatedAt),
     health: {

@@ -12,11 +12,11 @@ export interface Endpoint {
   events: string[];
   ownerEmails: string[];
   secret: string;
-  /** The secret before the last rotation; it keeps signing alongside until it expires. */
-  previousSecret: string | null;
-  previousSecretExpiresAt: number | null;
-  /** Older secrets still in their grace period when the last rotation happened, newest first. */
-  earlierSecrets: RetiredSecret[];
+  /**
+   * The secrets rotations replaced, newest first, as the last rotation left them: each keeps
+   * signing alongside until it expires (the first is the one that rotation replaced).
+   */
+  retiredSecrets: RetiredSecret[];
   paused: boolean;
   disabledAt: number | null;
   disabledReason: string | null;
@@ -36,7 +36,7 @@ export type NewEndpoint = Pick<Endpoint, 'id' | 'url' | 'description' | 'events'
  * message, and rotating again and again within a grace period should not grow the header without
  * bound. The oldest goes first.
  */
-export const MAX_RETIRED_SECRETS = 4;
+const MAX_RETIRED_SECRETS = 4;
 
 export interface EndpointPatch {
   url?: string;
@@ -72,9 +72,10 @@ const toEndpoint = (row: EndpointRow): Endpoint => ({
   events: JSON.parse(row.events) as string[],
   ownerEmails: JSON.parse(row.owner_emails) as string[],
   secret: row.secret,
-  previousSecret: row.previous_secret,
-  previousSecretExpiresAt: row.previous_secret_expires_at,
-  earlierSecrets: JSON.parse(row.earlier_secrets) as RetiredSecret[],
+  retiredSecrets: [
+    ...(row.previous_secret !== null && row.previous_secret_expires_at !== null ? [{ secret: row.previous_secret, expiresAt: row.previous_secret_expires_at }] : []),
+    ...(JSON.parse(row.earlier_secrets) as RetiredSecret[]),
+  ],
   paused: row.paused === 1,
   disabledAt: row.disabled_at,
   disabledReason: row.disabled_reason,
@@ -198,9 +199,6 @@ export class EndpointStore {
 }
 
 /** The endpoint's replaced secrets whose grace period has not ended at `now`, newest first. */
-export function liveSecrets(endpoint: Endpoint, now: number): RetiredSecret[] {
-  const previous = endpoint.previousSecret !== null && endpoint.previousSecretExpiresAt !== null
-    ? [{ secret: endpoint.previousSecret, expiresAt: endpoint.previousSecretExpiresAt }]
-    : [];
-  return [...previous, ...endpoint.earlierSecrets].filter((retired) => retired.expiresAt > now);
+function liveSecrets(endpoint: Endpoint, now: number): RetiredSecret[] {
+  return endpoint.retiredSecrets.filter((retired) => retired.expiresAt > now);
 }
