@@ -66,7 +66,8 @@ function classify(message: string, header: string): SignatureError {
 
 /** The signing time in seconds, read as the SDK reads it (the last `t=` entry, through parseInt); null if it has none. */
 function headerTimestamp(header: string): number | null {
-  const value = header.split(',').map((part) => part.split('=')).filter(([key]) => key === 't').at(-1)?.[1];
+  let value: string | undefined;
+  for (const part of header.split(',')) if (part.startsWith('t=')) value = part.slice(2);
   const seconds = value === undefined ? Number.NaN : Number.parseInt(value, 10);
   return Number.isNaN(seconds) ? null : seconds;
 }
