@@ -546,6 +546,30 @@ describe('outbound delivery', () => {
     assert.deepEqual(series, [], 'the attempt that came back does not bring the deleted endpoint\'s series back');
   });
 
+  it('leaves no failure-monitor state behind when the endpoint is deleted while a manual re-send of a delivered delivery is on the wire', async () => {
+    let requests = 0;
+    let endpointId = '';
+    let deleted: Promise<number> | null = null;
+    // The first attempt delivers; the manual re-send is held while the endpoint is deleted, then fails.
+    const r = await receiver(() => {
+      requests += 1;
+      if (requests === 2) deleted = admin(t, 'delete', `/api/v1/webhooks/${endpointId}`).then((res) => res.status);
+      return requests === 1 ? { status: 200 } : { status: 500, body: 'down', delayMs: 150 };
+    });
+    endpointId = (await registerEndpoint(t, r, ['gone.resent'])).id;
+    const id = (await publish(t, 'gone.resent', { n: 1 })).deliveries[0]?.id ?? '';
+    await waitSettled(id, 1);
+    const retried = await admin(t, 'post', `/api/v1/deliveries/${id}/retry`);
+    assert.equal(retried.status, 200);
+    assert.equal(retried.body.attempt.ok, false);
+    assert.equal(await deleted, 204);
+    assert.equal(t.service.store.deliveries.get(id)?.status, 'delivered', 'a delivered delivery stays delivered');
+    for (const table of ['endpoint_health', 'endpoint_minutes']) {
+      const rows = t.service.store.db.prepare(`SELECT count(*) AS n FROM ${table} WHERE endpoint_id = ?`).get(endpointId) as { n: number };
+      assert.equal(rows.n, 0, `no ${table} row for the deleted endpoint`);
+    }
+  });
+
   it('keeps a delivered delivery delivered when a manual re-send fails, so recover does not send it again', async () => {
     let answer = 200;
     const r = await receiver(() => ({ status: answer }));
