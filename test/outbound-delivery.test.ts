@@ -570,6 +570,25 @@ describe('outbound delivery', () => {
     }
   });
 
+  it('refuses a manual retry asked for once shutdown has begun cutting attempts off, with 503 and nothing sent', async () => {
+    const own = await startOutboundService({ DELIVERY_TIMEOUT: '300ms' }, new TestClock());
+    const r = await receiver(() => ({ status: 500, body: 'down' }));
+    try {
+      await registerEndpoint(own, r, ['late.retry']);
+      const id = (await publish(own, 'late.retry', { n: 1 })).deliveries[0]?.id ?? '';
+      await waitFor('the first attempt recorded', () => settled(own, id, 1));
+      own.service.outbound.dispatcher.stopping();
+      const retried = await admin(own, 'post', `/api/v1/deliveries/${id}/retry`);
+      assert.equal(retried.status, 503);
+      assert.equal(retried.body.error, 'shutting_down');
+      assert.match(retried.body.message, /nothing was sent/);
+      assert.equal(r.requests.length, 1, 'the endpoint saw only the first attempt');
+      assert.equal(own.service.store.deliveries.get(id)?.attempts, 1);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('keeps a delivered delivery delivered when a manual re-send fails, so recover does not send it again', async () => {
     let answer = 200;
     const r = await receiver(() => ({ status: answer }));
