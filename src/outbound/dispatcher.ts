@@ -349,9 +349,10 @@ export class Dispatcher {
     if (!saved || !current) throw new Error(`delivery ${read.id} vanished`);
     const { attempt, delivery: after } = saved;
     if (trigger === 'manual' && result.ok && current.jobId !== null && this.jobs.get(current.jobId)?.status === 'dead') this.jobs.deleteDead(current.jobId);
-    // A cancelled delivery's endpoint has been deleted, and so has a delivered one's whose manual
-    // re-send was on the wire meanwhile: nobody is left to tell, and its health is gone with it.
-    if (after.status === 'cancelled' || !this.store.endpoints.get(endpoint.id)) return { delivery: after, attempt };
+    // A cancelled delivery's endpoint has been deleted, and so may a delivered one's be whose manual
+    // re-send was on the wire meanwhile (deleting cancels only what is still owed): nobody is left
+    // to tell, and its health is gone with it.
+    if (after.status === 'cancelled' || (trigger === 'manual' && !this.store.endpoints.get(endpoint.id))) return { delivery: after, attempt };
 
     const decision = observeAttempt(this.store.endpointHealth.get(endpoint.id), { ok: result.ok, at, reason: result.reason, statusCode: result.statusCode, error: result.error });
     this.store.endpointHealth.save(decision.health);
