@@ -1,4 +1,5 @@
 import client from 'prom-client';
+import { ExpositionRegistry } from './exposition.js';
 import { InstrumentSet, type GaugeSources, type QueueName } from './instruments.js';
 import { activeTraceId } from './trace-context.js';
 
@@ -11,8 +12,7 @@ import { activeTraceId } from './trace-context.js';
  * OpenMetrics, when the scraper's Accept header prefers it, whose latency histograms carry the
  * trace id of a recent observation as an exemplar. prom-client fixes one content type per
  * registry, so each format has its own registry holding the same metrics, and every observation
- * is recorded once. While rendering OpenMetrics prom-client renames counters in place (it strips
- * `_total`); exposition() renders one format at a time and puts the names back afterwards.
+ * is recorded once. Both registries render with ExpositionRegistry (exposition.ts).
  */
 
 export type { GaugeSources, QueueName } from './instruments.js';
@@ -39,12 +39,10 @@ export interface DeliveryOutcome {
 
 export class Metrics {
   /** The Prometheus text registry (the default exposition). */
-  readonly registry = new client.Registry<client.PrometheusContentType>();
+  readonly registry = new ExpositionRegistry<client.PrometheusContentType>();
   /** The OpenMetrics registry: the same metrics, rendered with the exemplars of the latency histograms. */
   readonly openMetricsRegistry = openMetricsRegistry();
   private readonly set: InstrumentSet;
-  private readonly counters: { metric: { name: string }; name: string }[];
-  private rendering: Promise<unknown> = Promise.resolve();
   private readonly allowedTypes: ReadonlySet<string>;
   /**
    * Endpoints deleted in this process: an attempt still on the wire when its endpoint went would
@@ -66,10 +64,6 @@ export class Metrics {
     }
     const all = this.openMetricsRegistry.getMetricsAsArray();
     for (const metric of all) this.registry.registerMetric(metric as unknown as client.Metric);
-    this.counters = all.filter((metric) => metric instanceof client.Counter).map((metric) => {
-      const named = metric as unknown as { name: string };
-      return { metric: named, name: named.name };
-    });
   }
 
   setGaugeSources(sources: GaugeSources): void {
@@ -183,15 +177,7 @@ export class Metrics {
   /** The exposition in the format the scraper asked for (OpenMetrics only when it prefers it). */
   async exposition(accept: string | undefined): Promise<{ contentType: string; body: string }> {
     const registry = negotiateFormat(accept) === 'openmetrics' ? this.openMetricsRegistry : this.registry;
-    const body = this.rendering.then(async () => {
-      try {
-        return await registry.metrics();
-      } finally {
-        for (const counter of this.counters) counter.metric.name = counter.name;
-      }
-    });
-    this.rendering = body.catch(() => undefined);
-    return { contentType: registry.contentType, body: await body };
+    return { contentType: registry.contentType, body: await registry.metrics() };
   }
 
   /** Records a latency; the OpenMetrics exposition shows the active trace id as an exemplar. */
@@ -203,8 +189,8 @@ export class Metrics {
   }
 }
 
-function openMetricsRegistry(): client.Registry<client.OpenMetricsContentType> {
-  const registry = new client.Registry<client.OpenMetricsContentType>();
+function openMetricsRegistry(): ExpositionRegistry<client.OpenMetricsContentType> {
+  const registry = new ExpositionRegistry<client.OpenMetricsContentType>();
   // Before any metric is registered: prom-client refuses exemplars on a Prometheus-format registry.
   registry.setContentType(client.Registry.OPENMETRICS_CONTENT_TYPE);
   return registry;
