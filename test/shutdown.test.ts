@@ -199,6 +199,42 @@ describe('graceful shutdown', () => {
     }
   });
 
+  it('still counts an answer that had arrived when shutdown cut its body off: a manual retry answered 410 disables the endpoint', async () => {
+    // Fails the first attempt at once; answers the manual retry 410 Gone but never finishes its body.
+    const { receiver, url, env, admin } = await deliveryScene('hookwatch-term-answered-', () => (receiver.requests.length === 0 ? { status: 500, body: 'not yet' } : { status: 410, body: 'gone, and still sayi', holdBody: true }));
+    const arrived = receiver.requests;
+    const first = await spawnService(env);
+    let second: Awaited<ReturnType<typeof spawnService>> | undefined;
+    try {
+      const created = await (await admin(first.url, 'POST', '/api/v1/webhooks', { url, events: ['manual.*'] })).json() as { id: string };
+      const published = await (await admin(first.url, 'POST', '/api/v1/events', { type: 'manual.gone', data: { n: 1 } })).json() as { deliveries: { id: string }[] };
+      const deliveryId = published.deliveries[0]?.id ?? '';
+      await waitFor('the first attempt recorded as failed', async () => {
+        const shown = await (await admin(first.url, 'GET', `/api/v1/deliveries/${deliveryId}`)).json() as { attempts: number };
+        return shown.attempts === 1;
+      });
+      const retry = admin(first.url, 'POST', `/api/v1/deliveries/${deliveryId}/retry`);
+      await waitFor('the 410 answer on the wire, its body unfinished', () => arrived.length === 2 && receiver.held === 1);
+      first.proc.kill('SIGTERM');
+      const answer = await retry;
+      assert.notEqual(answer.status, 503, 'an attempt the endpoint answered is not reported as cut off');
+      assert.equal(await first.exited, 0, first.output.join('\n'));
+      const lines = first.output.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
+      assert.ok(!lines.some((line) => line.message === 'manual delivery attempt cut off by shutdown; not recorded'));
+      assert.ok(lines.some((line) => line.message === 'endpoint disabled: it answered 410 Gone' && line.endpoint === created.id));
+
+      second = await spawnService(env);
+      const shown = await (await admin(second.url, 'GET', `/api/v1/deliveries/${deliveryId}`)).json() as { attempts: number; last_status_code: number | null };
+      assert.equal(shown.attempts, 2, 'the answered manual attempt was recorded');
+      const endpoint = await (await admin(second.url, 'GET', `/api/v1/webhooks/${created.id}`)).json() as { disabled: boolean };
+      assert.equal(endpoint.disabled, true);
+    } finally {
+      await first.kill('SIGKILL');
+      await second?.kill('SIGKILL');
+      await receiver.close();
+    }
+  });
+
   it('turns away a request that arrives on a kept-alive connection after SIGTERM, and closes it', async () => {
     const dir = tempDir('hookwatch-term-keepalive-');
     const env = {

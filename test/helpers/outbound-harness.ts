@@ -28,7 +28,8 @@ export interface Received {
   status: number;
 }
 
-export type Reply = { status: number; body?: string; headers?: Record<string, string>; delayMs?: number } | 'hang';
+/** `holdBody`: the status line, headers and body are sent but the response never ends (held like 'hang'). */
+export type Reply = { status: number; body?: string; headers?: Record<string, string>; delayMs?: number; holdBody?: boolean } | 'hang';
 export type Behaviour = (request: Omit<Received, 'status'>) => Reply;
 
 /**
@@ -87,7 +88,13 @@ export class Receiver {
     const answer = () => {
       this.answered += 1;
       res.writeHead(reply.status, { 'content-type': 'text/plain', ...reply.headers });
-      res.end(reply.body ?? '');
+      if (!reply.holdBody) {
+        res.end(reply.body ?? '');
+        return;
+      }
+      res.write(reply.body ?? '');
+      this.hanging.add(res);
+      res.on('close', () => this.hanging.delete(res));
     };
     if (reply.delayMs) setTimeout(answer, reply.delayMs);
     else answer();
@@ -96,7 +103,7 @@ export class Receiver {
   /** Requests answered so far (held ones excluded). */
   answered = 0;
 
-  /** Requests held open right now (behaviour answered 'hang'). */
+  /** Requests held open right now (behaviour answered 'hang', or held its body). */
   get held(): number {
     return this.hanging.size;
   }
