@@ -1,8 +1,7 @@
-import { admin, startHookwatch, health, waitUntil } from './lib/hookwatch.js';
+import { admin, BENCH_SECRET, startHookwatch, health, waitUntil } from './lib/hookwatch.js';
 import { sendStripeEvents } from './lib/load.js';
 import { round } from './lib/stats.js';
 import { currentRss, peakRss } from './lib/system.js';
-import { BENCH_SECRET } from './receive.js';
 
 export interface MemoryResult {
   events: number;

@@ -1,8 +1,7 @@
-import { admin, health, startHookwatch } from './lib/hookwatch.js';
+import { admin, BENCH_SECRET, health, startHookwatch } from './lib/hookwatch.js';
 import { Sink } from './lib/sink.js';
 import { median, percentile, round, summarize } from './lib/stats.js';
 import { sendStripeEvents } from './lib/load.js';
-import { BENCH_SECRET } from './receive.js';
 
 /** One run: a fresh hookwatch and sink, N events. */
 export interface PipelineRound {

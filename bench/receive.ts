@@ -1,12 +1,8 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { BENCH_SECRET, startHookwatch } from './lib/hookwatch.js';
 import { stripeLoad, type LoadResult } from './lib/load.js';
-import { ROOT, startServer, type RunningServer } from './lib/servers.js';
+import { startServer, type RunningServer } from './lib/servers.js';
 import { round, summarize } from './lib/stats.js';
 import { peakRss } from './lib/system.js';
-
-export const BENCH_SECRET = 'whsec_bench_secret_0123456789abcdef';
 
 export interface ReceiveOptions {
   rounds: number;
@@ -33,21 +29,6 @@ export interface ReceiveResult {
   ratioABRange: [number, number];
 }
 
-/** The command `npm start` runs after its build, so variant (a) is hookwatch exactly as shipped. */
-export function shippedServiceArgs(): string[] {
-  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-  const words = (pkg.scripts.start ?? 'node dist/main.js').split(/\s+/).filter(Boolean);
-  if (words[0] !== 'node') throw new Error(`npm start is not a plain node command: ${pkg.scripts.start}`);
-  return words.slice(1);
-}
-
-export function hookwatchEnv(dataDir: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    HOST: '127.0.0.1', PORT: '0', DATA_DIR: dataDir, ADMIN_TOKEN: 'bench-admin-token-0123456789',
-    STRIPE_WEBHOOK_SECRET: BENCH_SECRET, RATE_LIMIT_MAX: '10000000', NODE_ENV: 'production', ...extra,
-  };
-}
-
 const VARIANTS = [
   { name: 'a', label: 'hookwatch as shipped' },
   { name: 'b', label: 'bare Express 5 + stripe SDK' },
@@ -55,10 +36,7 @@ const VARIANTS = [
 ] as const;
 
 async function start(name: string, core: number | null): Promise<RunningServer> {
-  if (name === 'a') {
-    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hookwatch-bench-'));
-    return startServer('hookwatch', shippedServiceArgs(), hookwatchEnv(dataDir), core);
-  }
+  if (name === 'a') return startHookwatch(core);
   const file = name === 'b' ? 'bench/baselines/express-stripe.mjs' : 'bench/baselines/http-stripe.mjs';
   return startServer(name, [file], { STRIPE_WEBHOOK_SECRET: BENCH_SECRET, PORT: '0' }, core);
 }
