@@ -13,8 +13,14 @@ export interface ClaimResult {
   ratio: number;
 }
 
-/** Microseconds per claim+complete of one due job, median of `repeats` passes over `jobs` jobs. */
-async function measure(backlog: number, jobs: number, repeats: number): Promise<number[]> {
+interface ClaimScene {
+  /** Microseconds per claim+complete over `jobs` newly due jobs. */
+  pass(jobs: number): number;
+  close(): Promise<void>;
+}
+
+/** A queue in its own database, holding `backlog` retries scheduled two minutes out, as the default retry schedule leaves them. */
+function openScene(backlog: number): ClaimScene {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hookwatch-claim-'));
   let now = 1_700_000_000_000;
   const clock = { now: () => now };
@@ -23,34 +29,56 @@ async function measure(backlog: number, jobs: number, repeats: number): Promise<
   // As in the service: checkpoints run on their own thread.
   const checkpointer = new Checkpointer(file);
   const queue = new SqliteJobQueue(db, clock, () => {});
-  // The backlog: retries scheduled two minutes out, as the default retry schedule leaves them.
   db.transaction(() => {
     for (let i = 0; i < backlog; i++) queue.enqueue({ queue: 'deliveries', kind: 'delivery.attempt', ref: `dlv_${i}`, maxAttempts: 4, runAt: now + 120_000 + (i % 1000) });
   })();
-  const passes: number[] = [];
-  for (let r = 0; r < repeats; r++) {
-    db.transaction(() => {
-      for (let i = 0; i < jobs; i++) queue.enqueue({ queue: 'deliveries', kind: 'delivery.attempt', ref: `due_${r}_${i}`, maxAttempts: 4, runAt: now - 1 });
-    })();
-    const start = process.hrtime.bigint();
-    for (let i = 0; i < jobs; i++) {
-      const [job] = queue.claim('deliveries', 'bench', 1, 30_000);
-      if (!job) throw new Error('no due job found');
-      queue.complete(job.id, 'bench');
-    }
-    passes.push(Number(process.hrtime.bigint() - start) / 1000 / jobs);
-    now += 1;
-  }
-  await checkpointer.stop();
-  db.close();
-  fs.rmSync(dir, { recursive: true, force: true });
-  return passes;
+  let round_ = 0;
+  return {
+    pass(jobs) {
+      round_ += 1;
+      db.transaction(() => {
+        for (let i = 0; i < jobs; i++) queue.enqueue({ queue: 'deliveries', kind: 'delivery.attempt', ref: `due_${round_}_${i}`, maxAttempts: 4, runAt: now - 1 });
+      })();
+      const start = process.hrtime.bigint();
+      for (let i = 0; i < jobs; i++) {
+        const [job] = queue.claim('deliveries', 'bench', 1, 30_000);
+        if (!job) throw new Error('no due job found');
+        queue.complete(job.id, 'bench');
+      }
+      now += 1;
+      return Number(process.hrtime.bigint() - start) / 1000 / jobs;
+    },
+    async close() {
+      await checkpointer.stop();
+      db.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
+/**
+ * Passes over the empty queue and the loaded one alternate (after one warm-up pass each), so
+ * both see the same phases of a machine whose speed drifts within a minute.
+ */
 export async function benchClaim(backlog: number, log: (line: string) => void): Promise<ClaimResult> {
-  const empty = summarize(await measure(0, 2000, 7));
-  log(`  empty backlog: ${round(empty.median)} µs per claim+complete`);
-  const loaded = summarize(await measure(backlog, 2000, 7));
-  log(`  ${backlog} scheduled retries: ${round(loaded.median)} µs per claim+complete`);
-  return { backlog, emptyMicros: empty, backlogMicros: loaded, ratio: loaded.median / empty.median };
+  const empty = openScene(0);
+  const loaded = openScene(backlog);
+  try {
+    empty.pass(2000);
+    loaded.pass(2000);
+    const emptyPasses: number[] = [];
+    const loadedPasses: number[] = [];
+    for (let r = 0; r < 7; r++) {
+      emptyPasses.push(empty.pass(2000));
+      loadedPasses.push(loaded.pass(2000));
+    }
+    const emptyMicros = summarize(emptyPasses);
+    const backlogMicros = summarize(loadedPasses);
+    log(`  empty backlog: ${round(emptyMicros.median)} µs per claim+complete`);
+    log(`  ${backlog} scheduled retries: ${round(backlogMicros.median)} µs per claim+complete`);
+    return { backlog, emptyMicros, backlogMicros, ratio: backlogMicros.median / emptyMicros.median };
+  } finally {
+    await empty.close();
+    await loaded.close();
+  }
 }
