@@ -15,7 +15,20 @@ async function deliveryScene(prefix: string, behaviour: Behaviour) {
   const env = { DATA_DIR: path.join(tempDir(prefix), 'data'), ADMIN_TOKEN, ALLOW_PRIVATE_DESTINATIONS: 'true', SHUTDOWN_TIMEOUT: '1s', DELIVERY_TIMEOUT: '30s' };
   const admin = (base: string, method: string, route: string, body?: unknown) =>
     fetch(`${base}${route}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { receiver, url: receiver.url, env, admin };
+  /** Registers the receiver for `type` and publishes one event; resolves once its first attempt is recorded (as failed, when the behaviour answers it so). */
+  const deliveredOnce = async (base: string, type: string): Promise<{ endpointId: string; deliveryId: string }> => {
+    const created = await admin(base, 'POST', '/api/v1/webhooks', { url: receiver.url, events: [type] });
+    assert.equal(created.status, 201);
+    const endpointId = (await created.json() as { id: string }).id;
+    const published = await (await admin(base, 'POST', '/api/v1/events', { type, data: { n: 1 } })).json() as { deliveries: { id: string }[] };
+    const deliveryId = published.deliveries[0]?.id ?? '';
+    await waitFor('the first attempt recorded', async () => {
+      const shown = await (await admin(base, 'GET', `/api/v1/deliveries/${deliveryId}`)).json() as { attempts: number };
+      return shown.attempts === 1;
+    });
+    return { endpointId, deliveryId };
+  };
+  return { receiver, url: receiver.url, env, admin, deliveredOnce };
 }
 
 describe('graceful shutdown', () => {
@@ -163,18 +176,12 @@ describe('graceful shutdown', () => {
 
   it('answers a manual retry that shutdown cuts off with 503 and does not record it as a failed attempt', async () => {
     // Fails the first attempt at once; holds every later one until the service goes away.
-    const { receiver, url, env, admin } = await deliveryScene('hookwatch-term-manual-', () => (receiver.requests.length === 0 ? { status: 500, body: 'not yet' } : 'hang'));
+    const { receiver, env, admin, deliveredOnce } = await deliveryScene('hookwatch-term-manual-', () => (receiver.requests.length === 0 ? { status: 500, body: 'not yet' } : 'hang'));
     const arrived = receiver.requests;
     const first = await spawnService(env);
     let second: Awaited<ReturnType<typeof spawnService>> | undefined;
     try {
-      assert.equal((await admin(first.url, 'POST', '/api/v1/webhooks', { url, events: ['manual.*'] })).status, 201);
-      const published = await (await admin(first.url, 'POST', '/api/v1/events', { type: 'manual.retry', data: { n: 1 } })).json() as { deliveries: { id: string }[] };
-      const deliveryId = published.deliveries[0]?.id ?? '';
-      await waitFor('the first attempt recorded as failed', async () => {
-        const shown = await (await admin(first.url, 'GET', `/api/v1/deliveries/${deliveryId}`)).json() as { attempts: number };
-        return shown.attempts === 1;
-      });
+      const { deliveryId } = await deliveredOnce(first.url, 'manual.retry');
       const retry = admin(first.url, 'POST', `/api/v1/deliveries/${deliveryId}/retry`);
       await waitFor('the manual attempt on the wire', () => arrived.length === 2);
       first.proc.kill('SIGTERM');
@@ -201,18 +208,12 @@ describe('graceful shutdown', () => {
 
   it('still counts an answer that had arrived when shutdown cut its body off: a manual retry answered 410 disables the endpoint', async () => {
     // Fails the first attempt at once; answers the manual retry 410 Gone but never finishes its body.
-    const { receiver, url, env, admin } = await deliveryScene('hookwatch-term-answered-', () => (receiver.requests.length === 0 ? { status: 500, body: 'not yet' } : { status: 410, body: 'gone, and still sayi', holdBody: true }));
+    const { receiver, env, admin, deliveredOnce } = await deliveryScene('hookwatch-term-answered-', () => (receiver.requests.length === 0 ? { status: 500, body: 'not yet' } : { status: 410, body: 'gone, and still sayi', holdBody: true }));
     const arrived = receiver.requests;
     const first = await spawnService(env);
     let second: Awaited<ReturnType<typeof spawnService>> | undefined;
     try {
-      const created = await (await admin(first.url, 'POST', '/api/v1/webhooks', { url, events: ['manual.*'] })).json() as { id: string };
-      const published = await (await admin(first.url, 'POST', '/api/v1/events', { type: 'manual.gone', data: { n: 1 } })).json() as { deliveries: { id: string }[] };
-      const deliveryId = published.deliveries[0]?.id ?? '';
-      await waitFor('the first attempt recorded as failed', async () => {
-        const shown = await (await admin(first.url, 'GET', `/api/v1/deliveries/${deliveryId}`)).json() as { attempts: number };
-        return shown.attempts === 1;
-      });
+      const { endpointId, deliveryId } = await deliveredOnce(first.url, 'manual.gone');
       const retry = admin(first.url, 'POST', `/api/v1/deliveries/${deliveryId}/retry`);
       await waitFor('the 410 answer on the wire, its body unfinished', () => arrived.length === 2 && receiver.held === 1);
       first.proc.kill('SIGTERM');
@@ -221,12 +222,12 @@ describe('graceful shutdown', () => {
       assert.equal(await first.exited, 0, first.output.join('\n'));
       const lines = first.output.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
       assert.ok(!lines.some((line) => line.message === 'manual delivery attempt cut off by shutdown; not recorded'));
-      assert.ok(lines.some((line) => line.message === 'endpoint disabled: it answered 410 Gone' && line.endpoint === created.id));
+      assert.ok(lines.some((line) => line.message === 'endpoint disabled: it answered 410 Gone' && line.endpoint === endpointId));
 
       second = await spawnService(env);
       const shown = await (await admin(second.url, 'GET', `/api/v1/deliveries/${deliveryId}`)).json() as { attempts: number; last_status_code: number | null };
       assert.equal(shown.attempts, 2, 'the answered manual attempt was recorded');
-      const endpoint = await (await admin(second.url, 'GET', `/api/v1/webhooks/${created.id}`)).json() as { disabled: boolean };
+      const endpoint = await (await admin(second.url, 'GET', `/api/v1/webhooks/${endpointId}`)).json() as { disabled: boolean };
       assert.equal(endpoint.disabled, true);
     } finally {
       await first.kill('SIGKILL');
