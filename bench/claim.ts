@@ -20,7 +20,7 @@ interface ClaimScene {
 }
 
 /** A queue in its own database, holding `backlog` retries scheduled two minutes out, as the default retry schedule leaves them. */
-function openScene(backlog: number): ClaimScene {
+async function openScene(backlog: number): Promise<ClaimScene> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hookwatch-claim-'));
   let now = 1_700_000_000_000;
   const clock = { now: () => now };
@@ -29,11 +29,22 @@ function openScene(backlog: number): ClaimScene {
   // As in the service: checkpoints run on their own thread.
   const checkpointer = new Checkpointer(file);
   const queue = new SqliteJobQueue(db, clock, () => {});
-  db.transaction(() => {
-    for (let i = 0; i < backlog; i++) queue.enqueue({ queue: 'deliveries', kind: 'delivery.attempt', ref: `dlv_${i}`, maxAttempts: 4, runAt: now + 120_000 + (i % 1000) });
-  })();
+  const close = async () => {
+    await checkpointer.stop();
+    db.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    db.transaction(() => {
+      for (let i = 0; i < backlog; i++) queue.enqueue({ queue: 'deliveries', kind: 'delivery.attempt', ref: `dlv_${i}`, maxAttempts: 4, runAt: now + 120_000 + (i % 1000) });
+    })();
+  } catch (error) {
+    await close();
+    throw error;
+  }
   let round_ = 0;
   return {
+    close,
     pass(jobs) {
       round_ += 1;
       db.transaction(() => {
@@ -48,11 +59,6 @@ function openScene(backlog: number): ClaimScene {
       now += 1;
       return Number(process.hrtime.bigint() - start) / 1000 / jobs;
     },
-    async close() {
-      await checkpointer.stop();
-      db.close();
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
   };
 }
 
@@ -61,9 +67,12 @@ function openScene(backlog: number): ClaimScene {
  * both see the same phases of a machine whose speed drifts within a minute.
  */
 export async function benchClaim(backlog: number, log: (line: string) => void): Promise<ClaimResult> {
-  const empty = openScene(0);
-  const loaded = openScene(backlog);
+  const scenes: ClaimScene[] = [];
   try {
+    const empty = await openScene(0);
+    scenes.push(empty);
+    const loaded = await openScene(backlog);
+    scenes.push(loaded);
     empty.pass(2000);
     loaded.pass(2000);
     const emptyPasses: number[] = [];
@@ -78,7 +87,6 @@ export async function benchClaim(backlog: number, log: (line: string) => void): 
     log(`  ${backlog} scheduled retries: ${round(backlogMicros.median)} µs per claim+complete`);
     return { backlog, emptyMicros, backlogMicros, ratio: backlogMicros.median / emptyMicros.median };
   } finally {
-    await empty.close();
-    await loaded.close();
+    await Promise.allSettled(scenes.map((scene) => scene.close()));
   }
 }

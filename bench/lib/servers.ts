@@ -24,7 +24,12 @@ export async function startServer(name: string, args: string[], env: Record<stri
   let errors = '';
   proc.stderr?.on('data', (chunk: Buffer) => { errors += chunk.toString(); });
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start:\n${seen}\n${errors}`)), 60_000);
+    // One that never starts is killed, and reported only once it has exited: the caller then deletes its data directory.
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      proc.kill('SIGKILL');
+    }, 60_000);
     proc.stdout?.on('data', (chunk: Buffer) => {
       if (seen.length < 10_000) seen += chunk.toString();
       const match = /listening (\d+)/.exec(seen) ?? /listening on http:\/\/[^:]+:(\d+)/.exec(seen);
@@ -33,7 +38,10 @@ export async function startServer(name: string, args: string[], env: Record<stri
         resolve(Number(match[1]));
       }
     });
-    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${name} exited with ${code}:\n${seen}\n${errors}`)); });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} ${timedOut ? 'did not start within 60 s' : `exited with ${code}`}:\n${seen}\n${errors}`));
+    });
   });
   // Logs are part of the work measured; drain them so the pipe never blocks the server.
   proc.stdout?.resume();
