@@ -3,6 +3,14 @@ import { describe, it } from 'node:test';
 import client from 'prom-client';
 import { ExpositionRegistry } from '../src/telemetry/exposition.js';
 
+/** A metric frozen as collected once: what a registry reads of it. */
+interface Frozen {
+  name: string;
+  type: string;
+  get(): Promise<{ name: string }>;
+  getForPromString?(): Promise<{ name: string }>;
+}
+
 type AnyRegistry = client.Registry<client.PrometheusContentType> | client.Registry<client.OpenMetricsContentType>;
 
 /**
@@ -72,6 +80,42 @@ describe('telemetry: the exposition registry', () => {
     assert.match(expected, /demo_duration_seconds_bucket\{le="0.01",endpoint="ep_1",status="200"\} 1 # \{trace_id="trace-ep_1-0.004"\} 0.004 \d/);
     assert.match(expected, /^demo_requests_total\{source="stripe",status="202"\} 41$/m);
     assert.equal(rendered, expected);
+  });
+
+  it('renders the default process metrics and the odd cases (numeric and missing label values, no samples, a counter without _total) as prom-client does', async () => {
+    // Default metrics read the process afresh on every collect, so each is collected once and its
+    // samples frozen; both registries then render the same frozen copies.
+    const source = new client.Registry<client.OpenMetricsContentType>();
+    source.setContentType(client.Registry.OPENMETRICS_CONTENT_TYPE);
+    client.collectDefaultMetrics({ register: source });
+    const registers = [source];
+    const odd = new client.Counter({ name: 'demo_odd', help: 'A counter named without _total.', labelNames: ['n'], registers });
+    odd.inc({ n: 5 }, 2);
+    odd.inc({ n: undefined }, 1);
+    new client.Gauge({ name: 'demo_unset', help: 'A gauge with no samples.', labelNames: ['x'], registers });
+    const exemplified = new client.Counter({ name: 'demo_exemplified_total', help: 'A counter with an exemplar without labels.', registers, enableExemplars: true });
+    exemplified.inc({ value: 1, labels: {}, exemplarLabels: {} });
+    await source.metrics();
+    const frozen: client.Metric[] = [];
+    for (const metric of source.getMetricsAsArray() as unknown as Frozen[]) {
+      const data = structuredClone(metric.getForPromString ? await metric.getForPromString() : await metric.get());
+      const copy: Frozen = { name: metric.name, type: metric.type, get: async () => ({ ...structuredClone(data), name: copy.name }) };
+      if (metric.getForPromString) copy.getForPromString = copy.get;
+      frozen.push(copy as unknown as client.Metric);
+    }
+    for (const contentType of [client.Registry.PROMETHEUS_CONTENT_TYPE, client.Registry.OPENMETRICS_CONTENT_TYPE]) {
+      const ours = new ExpositionRegistry<client.RegistryContentType>();
+      const theirs = new client.Registry<client.RegistryContentType>();
+      for (const registry of [ours, theirs]) {
+        registry.setContentType(contentType);
+        for (const metric of frozen) registry.registerMetric(metric);
+      }
+      const rendered = await ours.metrics();
+      const expected = await theirs.metrics();
+      assert.match(expected, /^nodejs_version_info\{.*major="\d+"/m);
+      assert.match(expected, /^demo_odd(_total)?\{n="undefined"\} 1$/m);
+      assert.equal(rendered, expected, contentType);
+    }
   });
 
   it('leaves counter names alone while rendering OpenMetrics, so the text format that follows keeps _total', async () => {

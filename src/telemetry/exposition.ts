@@ -22,7 +22,8 @@ export class ExpositionRegistry<T extends client.RegistryContentType> extends cl
   }
 }
 
-type Labels = Readonly<Record<string, string | number>>;
+// prom-client renders a label value it was given as undefined as the text "undefined"; so does formatLabels.
+type Labels = Readonly<Record<string, string | number | undefined>>;
 
 /** What prom-client's metric objects hand their registry (the shapes its own registry reads). */
 interface Sample {

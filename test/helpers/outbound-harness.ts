@@ -100,7 +100,7 @@ export class Receiver {
     else answer();
   }
 
-  /** Requests answered so far (held ones excluded). */
+  /** Requests answered so far ('hang' ones excluded; one that held its body counts). */
   answered = 0;
 
   /** Requests held open right now (behaviour answered 'hang', or held its body). */
