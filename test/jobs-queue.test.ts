@@ -157,6 +157,20 @@ describe('the durable job queue', () => {
     assert.equal(again[0]?.attempts, 1, 'a replay starts a fresh attempt budget');
   });
 
+  it('counts the dead letters of every queue, and of one', () => {
+    const { queue } = setup();
+    for (const name of ['events', 'deliveries', 'deliveries', 'notifications'] as const) {
+      const id = queue.enqueue({ queue: name, kind: 'k', ref: `r-${name}`, maxAttempts: 1 });
+      const [job] = queue.claim(name, 'w', 1, 30_000);
+      assert.equal(job?.id, id);
+      assert.equal(queue.deadLetter(id, 'w', 'gave up'), true);
+    }
+    queue.enqueue({ queue: 'deliveries', kind: 'k', ref: 'still-pending', maxAttempts: 1 });
+    assert.equal(queue.deadCount(), 4);
+    assert.equal(queue.deadCount('deliveries'), 2);
+    assert.equal(queue.deadCount('events'), 1);
+  });
+
   it('gives a released job back without counting the attempt', () => {
     const { queue } = setup();
     const id = queue.enqueue({ queue: 'events', kind: 'k', ref: 'r', maxAttempts: 3, requestId: 'req-1', traceContext: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } });
