@@ -3,6 +3,14 @@ import { Sink } from './lib/sink.js';
 import { median, percentile, round, summarize } from './lib/stats.js';
 import { sendStripeEvents } from './lib/load.js';
 
+/** How often the queue depth is read during a round (from /health, as an operator would). */
+export const DEPTH_SAMPLE_MS = 250;
+
+/** A round's queue depth over time, as printed: the samples in order. */
+export function depthSeries(round_: PipelineRound): string {
+  return round_.queueDepth.map((sample) => sample.pending).join(' ');
+}
+
 /** One run: a fresh hookwatch and sink, N events. */
 export interface PipelineRound {
   events: number;
@@ -75,7 +83,7 @@ async function pipelineRound(events: number, warmup: number, core: number | null
       while (sampling) {
         const pending = (await health(server.url)).checks.queue.pending;
         depth.push({ seconds: round((performance.now() - started) / 1000, 2), pending });
-        await new Promise((resolve) => setTimeout(resolve, 250));
+        await new Promise((resolve) => setTimeout(resolve, DEPTH_SAMPLE_MS));
       }
     })();
     await sendStripeEvents(server.url, BENCH_SECRET, events, (ids) => {
@@ -106,6 +114,7 @@ async function pipelineRound(events: number, warmup: number, core: number | null
       queueDepth: depth,
     };
     log(`  ${events} events end to end: ${result.eventsPerSecond} events/s (accepted at ${result.acceptPerSecond}/s), p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, max queue depth ${result.maxQueueDepth}`);
+    log(`  queue depth about every ${DEPTH_SAMPLE_MS / 1000} s: ${depthSeries(result)}`);
     return result;
   } finally {
     await server.stop();

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { benchClaim, type ClaimResult } from './claim.js';
 import { benchDelivery, type DeliveryResult } from './delivery.js';
 import { benchMemory, type MemoryResult } from './memory.js';
-import { benchPipeline, type PipelineResult } from './pipeline.js';
+import { benchPipeline, depthSeries, DEPTH_SAMPLE_MS, type PipelineResult } from './pipeline.js';
 import { benchReceive, type ReceiveResult } from './receive.js';
 import { ROOT } from './lib/servers.js';
 import { textTable, writeResults, type Table } from './lib/report.js';
@@ -73,6 +73,7 @@ async function main(): Promise<void> {
         ['accepted, events/s (median, range)', `${round(pipeline.acceptPerSecond.median, 0)} (${range(pipeline.acceptPerSecond)})`],
         ['accept → delivered p50 / p99 ms (medians)', `${pipeline.p50Ms} / ${pipeline.p99Ms}`],
         ['max queue depth', pipeline.maxQueueDepth],
+        ...pipeline.rounds.map((r, i) => [`queue depth over time, round ${i + 1} (about every ${DEPTH_SAMPLE_MS / 1000} s)`, depthSeries(r)]),
         ['published through the API and delivered, deliveries/s', delivery.deliveriesPerSecond],
       ],
       note: 'Target: ≥ 2,000 events/s end to end.',
