@@ -7,7 +7,7 @@ import { Webhook } from 'standardwebhooks';
 import { tempDir, waitFor, type TestService } from './helpers/service.js';
 import { standardEvent, standardHeaders } from './helpers/signing.js';
 import { scrape, sumOf } from './helpers/telemetry-metrics.js';
-import { admin, publish, Receiver, registerEndpoint, settled, startOutboundService, TestClock } from './helpers/outbound-harness.js';
+import { admin, publish, Receiver, registerEndpoint, settled, startOutboundService, TestClock, type Reply } from './helpers/outbound-harness.js';
 
 const MINUTE = 60_000;
 
@@ -34,6 +34,21 @@ describe('outbound delivery', () => {
 
   const delivery = async (id: string): Promise<DeliveryBody> => (await admin(t, 'get', `/api/v1/deliveries/${id}`)).body as DeliveryBody;
   const waitSettled = (id: string, attempts: number) => waitFor(`delivery ${id} after ${attempts} attempt(s)`, () => settled(t, id, attempts));
+  /**
+   * A receiver registered for `type` that deletes its own endpoint when its `at`-th request
+   * arrives, answering each request (numbered from 1) as `reply` says; `deleted` is the DELETE's status.
+   */
+  const deletedOnRequest = async (type: string, at: number, reply: (request: number) => Reply) => {
+    const scene = { endpointId: '', deleted: null as Promise<number> | null };
+    let requests = 0;
+    const r = await receiver(() => {
+      requests += 1;
+      if (requests === at) scene.deleted = admin(t, 'delete', `/api/v1/webhooks/${scene.endpointId}`).then((res) => res.status);
+      return reply(requests);
+    });
+    scene.endpointId = (await registerEndpoint(t, r, [type])).id;
+    return scene;
+  };
 
   it('rejects bad endpoint definitions with field-level details', async () => {
     const cases: [Record<string, unknown>, string][] = [
@@ -517,23 +532,16 @@ describe('outbound delivery', () => {
   });
 
   it('keeps a delivery cancelled when its endpoint is deleted while an attempt is on the wire, leaving no dead letter, health or metric series behind', async () => {
-    let requests = 0;
-    let endpointId = '';
-    let deleted: Promise<number> | null = null;
     // The last scheduled attempt fails, and the endpoint is deleted while it is held open.
-    const r = await receiver(() => {
-      requests += 1;
-      if (requests === 4) deleted = admin(t, 'delete', `/api/v1/webhooks/${endpointId}`).then((res) => res.status);
-      return { status: 500, body: 'down', delayMs: requests === 4 ? 150 : 0 };
-    });
-    endpointId = (await registerEndpoint(t, r, ['gone.midway'])).id;
+    const scene = await deletedOnRequest('gone.midway', 4, (request) => ({ status: 500, body: 'down', delayMs: request === 4 ? 150 : 0 }));
+    const endpointId = scene.endpointId;
     const id = (await publish(t, 'gone.midway', { n: 1 })).deliveries[0]?.id ?? '';
     for (let attempt = 1; attempt <= 3; attempt++) {
       await waitSettled(id, attempt);
       clock.advance(2 * MINUTE);
     }
     await waitSettled(id, 4);
-    assert.equal(await deleted, 204);
+    assert.equal(await scene.deleted, 204);
     const stored = t.service.store.deliveries.get(id);
     assert.equal(stored?.status, 'cancelled');
     assert.equal(stored?.nextAttemptAt, null);
@@ -547,22 +555,15 @@ describe('outbound delivery', () => {
   });
 
   it('leaves no failure-monitor state behind when the endpoint is deleted while a manual re-send of a delivered delivery is on the wire', async () => {
-    let requests = 0;
-    let endpointId = '';
-    let deleted: Promise<number> | null = null;
     // The first attempt delivers; the manual re-send is held while the endpoint is deleted, then fails.
-    const r = await receiver(() => {
-      requests += 1;
-      if (requests === 2) deleted = admin(t, 'delete', `/api/v1/webhooks/${endpointId}`).then((res) => res.status);
-      return requests === 1 ? { status: 200 } : { status: 500, body: 'down', delayMs: 150 };
-    });
-    endpointId = (await registerEndpoint(t, r, ['gone.resent'])).id;
+    const scene = await deletedOnRequest('gone.resent', 2, (request) => (request === 1 ? { status: 200 } : { status: 500, body: 'down', delayMs: 150 }));
+    const endpointId = scene.endpointId;
     const id = (await publish(t, 'gone.resent', { n: 1 })).deliveries[0]?.id ?? '';
     await waitSettled(id, 1);
     const retried = await admin(t, 'post', `/api/v1/deliveries/${id}/retry`);
     assert.equal(retried.status, 200);
     assert.equal(retried.body.attempt.ok, false);
-    assert.equal(await deleted, 204);
+    assert.equal(await scene.deleted, 204);
     assert.equal(t.service.store.deliveries.get(id)?.status, 'delivered', 'a delivered delivery stays delivered');
     for (const table of ['endpoint_health', 'endpoint_minutes']) {
       const rows = t.service.store.db.prepare(`SELECT count(*) AS n FROM ${table} WHERE endpoint_id = ?`).get(endpointId) as { n: number };
