@@ -171,6 +171,17 @@ describe('the durable job queue', () => {
     assert.equal(queue.deadCount('events'), 1);
   });
 
+  it('counts dead letters through the due-job index, without scanning every job (a backlog of retries would make each scrape and health check pay for it)', () => {
+    const { queue, db } = setup();
+    // The statements the queue prepared, as SQLite will run them.
+    const statements = (queue as unknown as { s: Record<string, { source: string }> }).s;
+    for (const name of ['deadCount', 'deadCountQueue', 'pending']) {
+      const sql = statements[name]?.source ?? '';
+      const plan = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...(sql.includes('?') ? ['deliveries'] : [])) as { detail: string }[]).map((step) => step.detail);
+      assert.ok(plan.length > 0 && plan.every((detail) => detail.startsWith('SEARCH jobs USING COVERING INDEX jobs_due')), `${name}: ${plan.join('; ')}`);
+    }
+  });
+
   it('gives a released job back without counting the attempt', () => {
     const { queue } = setup();
     const id = queue.enqueue({ queue: 'events', kind: 'k', ref: 'r', maxAttempts: 3, requestId: 'req-1', traceContext: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } });
