@@ -74,8 +74,24 @@ export function readRepoYaml<T>(path: string): T {
   return parse(readRepoFile(path)) as T;
 }
 
-/** A TCP port free on 127.0.0.1 at the time of the call. */
-export function freePort(): Promise<number> {
+const handedOut = new Set<number>();
+
+/**
+ * A TCP port free on 127.0.0.1 at the time of the call, and never one this process was given
+ * before: the kernel can hand the same free port out twice in a row, and a test that asked for a
+ * port per process then started two of them on one port (seen in CI: hookwatch and node-exporter).
+ */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await unusedPort();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+}
+
+function unusedPort(): Promise<number> {
   return new Promise((resolvePromise, reject) => {
     const server = createServer();
     server.on("error", reject);

@@ -1,8 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from './prom-tools.js';
 
 /** A real Prometheus (Debian's package) on 127.0.0.1, with a temporary config and TSDB. */
 export interface RunningPrometheus {
@@ -20,14 +20,6 @@ function findPrometheus(): string {
   const found = which.stdout.trim();
   if (which.status === 0 && found) return found;
   throw new Error('prometheus is not installed; this test runs a real Prometheus: apt-get install prometheus');
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 export async function startPrometheus(target: string, options: { job?: string; features?: string[] } = {}): Promise<RunningPrometheus> {
